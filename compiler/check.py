@@ -1,0 +1,158 @@
+"""The validator's front: load YAML, validate against the models, map every error to its YAML position.
+
+Called by cli.py (validate, plan, compile); cross-field rules live in rules.py and run after the schema."""
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ValidationError
+
+from areal_compiler.diagnostics import Diagnostic, did_you_mean, sorted_diagnostics
+from areal_compiler.source import Source, SourceError, load
+from areal_compiler.spec.models import Experiment
+
+# Keys users bring from upstream AReaL or other tools, and where they belong in this format.
+MOVED_KEYS = {
+    "nodelist": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "exclude": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "reservation": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "exclusive": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "partition": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "account": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "qos": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "time": "is read only by Slurm: move it to `slurm:` (job-wide) or `roles.<role>.slurm:`",
+    "container_type": "is read only by Slurm: move it to the top-level `slurm:` block",
+    "mount": "is read only by Slurm: move it to the top-level `slurm:` block",
+    "additional_bash_cmds": "would run as shell on Slurm only; it is not supported: put setup steps in the "
+                            "image or in the role's `cmd` program",
+    "namespace": "is read only by Kubernetes: move it to `kubernetes: {namespace: ...}`",
+    "gpus_per_worker": "devices per worker is `scheduling_spec.gpu` (AReaL's name)",
+    "allocation_mode": "each role has its own `backend` string, e.g. `roles.actor.backend: fsdp:d8`",
+    "n_gpus_per_node": "devices per node come from `compute.accelerator`, e.g. GPU_8xH100",
+    "n_nodes": "nodes follow from `compute.num_accelerators` / devices per node",
+}
+TARGET_ONLY = {k for k, v in MOVED_KEYS.items() if v.startswith("is read only by")}
+
+
+@dataclass
+class Checked:
+    """The result of checking one file: the experiment (None when invalid) and every diagnostic."""
+
+    source: Source | None
+    experiment: Experiment | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.experiment is not None and not any(d.is_error for d in self.diagnostics)
+
+
+def check_file(path: str, name: str | None = None) -> Checked:
+    """Load, validate and run every cross-field rule; never raises for bad input."""
+    from areal_compiler.rules import check_rules
+
+    try:
+        source = load(path, name)
+    except SourceError as exc:
+        return Checked(None, None, [exc.diagnostic])
+    diags = list(source.problems)
+    experiment = None
+    if not isinstance(source.data, dict):
+        diags.append(source.diagnostic("E203", "an experiment is a mapping of keys (experiment_name, compute, "
+                                               "roles, ...)", (), "see examples/ for the format"))
+    else:
+        try:
+            experiment = Experiment.model_validate(source.data)
+        except ValidationError as exc:
+            diags += [schema_diagnostic(source, err) for err in exc.errors()]
+    if experiment is not None:
+        diags += check_rules(source, experiment)
+    diags = sorted_diagnostics(diags)
+    return Checked(source, experiment if not any(d.is_error for d in diags) else None, diags)
+
+
+def schema_diagnostic(source: Source, err: dict) -> Diagnostic:
+    loc = tuple(part for part in err["loc"] if not _is_union_tag(part))
+    where = ".".join(str(p) for p in loc[:-1]) or "the top level"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        if key in MOVED_KEYS:
+            code = "E204" if key in TARGET_ONLY else "E201"
+            return source.diagnostic(code, f"`{key}` is not allowed in `{where}`: it {MOVED_KEYS[key]}"
+                                     if code == "E204" else f"unknown key `{key}` in `{where}`",
+                                     loc, None if code == "E204" else MOVED_KEYS[key], key=True)
+        hint = did_you_mean(key, allowed_keys(loc[:-1])) or f"allowed keys: {', '.join(allowed_keys(loc[:-1]))}"
+        return source.diagnostic("E201", f"unknown key `{key}` in `{where}`", loc, hint, key=True)
+    if kind == "missing":
+        parent = ".".join(str(p) for p in loc[:-1])
+        return source.diagnostic("E202", f"missing required key `{loc[-1]}`" + (f" in `{parent}`" if parent else ""),
+                                 loc[:-1], f"add `{loc[-1]}:`", key=bool(parent))
+    dotted = ".".join(str(p) for p in loc) or "the document"
+    value = err.get("input")
+    message = f"`{dotted}`: {_lower_first(err['msg'])}, got {_describe(value)}"
+    hint = None
+    if kind == "literal_error" and isinstance(value, str):
+        expected = err.get("ctx", {}).get("expected", "")
+        hint = did_you_mean(value, [c.strip(" '") for c in expected.replace(" or ", ",").split(",")])
+    elif kind in ("string_type",) and isinstance(value, (int, float, bool)):
+        hint = "quote the value, e.g. \"...\" (YAML reads unquoted 24:00:00 as a number and yes/no as booleans)"
+    elif kind == "model_type" or kind == "dict_type":
+        hint = "write a mapping here (key: value lines, indented)"
+    return source.diagnostic("E203", message, loc, hint)
+
+
+def _is_union_tag(part) -> bool:
+    return isinstance(part, str) and (part in ("int", "str", "float", "bool", "none") or "[" in part)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _describe(value) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "null" if value is None else type(value).__name__
+
+
+def allowed_keys(loc: tuple) -> list[str]:
+    """The keys the model at `loc` accepts (dict keys such as role names are stepped over)."""
+    model: type | None = Experiment
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(model, dict):
+            model = model["value"]
+            continue
+        info = model.model_fields.get(str(part))
+        model = _model_in(info.annotation) if info else None
+    if isinstance(model, dict) or model is None:
+        return []
+    return list(model.model_fields)
+
+
+def _model_in(annotation):
+    """The model class inside an annotation (Optional[M] -> M, dict[str, M] -> {"value": M})."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin is dict:
+        inner = _model_in(typing.get_args(annotation)[1])
+        return {"value": inner} if inner else None
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found:
+                return found
+    return None

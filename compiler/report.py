@@ -1,0 +1,51 @@
+"""How commands print: human text by default, or one JSON envelope with `-o json`.
+
+Called by cli.py; data goes to stdout, diagnostics and logs to stderr, so stdout always parses."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime, timezone
+
+import click
+
+from areal_compiler.diagnostics import Diagnostic
+
+ENVELOPE_VERSION = 1
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps({"v": ENVELOPE_VERSION, "ts": now_iso(), "data": data}, indent=2, ensure_ascii=False))
+
+
+def emit_error(code: str, kind: str, message: str, retryable: bool = False, json_output: bool = False) -> None:
+    if json_output:
+        error = {"code": code, "kind": kind, "message": message, "retryable": retryable}
+        click.echo(json.dumps({"v": ENVELOPE_VERSION, "ts": now_iso(), "error": error}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"error: {message}", err=True)
+
+
+def print_diagnostics(diags: list[Diagnostic]) -> None:
+    color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    for d in diags:
+        text = d.render()
+        if color:
+            head, _, rest = text.partition("\n")
+            head = click.style(head, fg="red" if d.is_error else "yellow", bold=True)
+            text = head + ("\n" + rest if rest else "")
+        click.echo(text, err=True)
+
+
+def summary(diags: list[Diagnostic], files: int) -> str:
+    errors = sum(d.is_error for d in diags)
+    warnings = len(diags) - errors
+    what = f"{files} file" + ("s" if files != 1 else "")
+    if not errors:
+        return f"{what} valid" + (f", {warnings} warning(s)" if warnings else "")
+    return f"{errors} error(s), {warnings} warning(s) in {what}"

@@ -1,0 +1,308 @@
+"""Cross-field rules: what the schema alone cannot say (catalog, device budget, colocation, names, ...).
+
+Called by check.py on a schema-valid experiment; each rule returns located diagnostics with a stable code."""
+from __future__ import annotations
+
+import re
+import shlex
+
+from areal_compiler.diagnostics import Diagnostic, Span, did_you_mean
+from areal_compiler.source import Source
+from areal_compiler.spec.allocation import AllocationError
+from areal_compiler.spec.catalog import CATALOG, Accelerator
+from areal_compiler.spec.models import Experiment
+from areal_compiler.spec.shape import RoleShape, parse_role_backend, role_shape
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VISIBILITY_VARS = {"CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+                   "ROCR_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
+CONTRACT_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"}
+MAX_BASE_NAME = 52  # <exp>-<trial>-<role>; StatefulSet pods add "-<ordinal>" and revisions "-<10 chars>"
+
+
+def check_rules(source: Source, exp: Experiment) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    accelerator = check_compute(source, exp, out)
+    check_names(source, exp, out)
+    shapes = check_backends(source, exp, accelerator, out)
+    for name, role in exp.roles.items():
+        check_role_fields(source, exp, name, shapes.get(name), out)
+    check_colocation(source, exp, shapes, out)
+    if accelerator is not None and len(shapes) == len(exp.roles):
+        check_budget(source, exp, accelerator, shapes, out)
+    check_env(source, exp, out)
+    check_staleness(source, exp, shapes, out)
+    check_runtime(source, exp, shapes, out)
+    return out
+
+
+def check_compute(source: Source, exp: Experiment, out: list) -> Accelerator | None:
+    name = exp.compute.accelerator
+    accelerator = CATALOG.get(name)
+    if accelerator is None:
+        out.append(source.diagnostic("E401", f"unknown accelerator type `{name}`", ("compute", "accelerator"),
+                                     did_you_mean(name, CATALOG, cutoff=0.4)
+                                     or f"known types: {', '.join(CATALOG)}"))
+        return None
+    n, per_node = exp.compute.num_accelerators, accelerator.devices_per_node
+    if per_node == 0 and n != 0:
+        out.append(source.diagnostic("E402", f"num_accelerators for {name} must be 0, got {n}",
+                                     ("compute", "num_accelerators"), "CPU nodes have no accelerators"))
+    elif per_node and (n <= 0 or n % per_node):
+        out.append(source.diagnostic(
+            "E402", f"num_accelerators for {name} must be a positive multiple of {per_node}, got {n}",
+            ("compute", "num_accelerators"), f"use {max(per_node, n - n % per_node)} or {(n // per_node + 1) * per_node}"))
+    return accelerator
+
+
+def check_names(source: Source, exp: Experiment, out: list) -> None:
+    if not DNS_LABEL.match(exp.experiment_name):
+        out.append(source.diagnostic("E421", f"experiment_name `{exp.experiment_name}` must be lower-case letters, "
+                                             "digits and `-` (no `_` or `/`), starting and ending alphanumeric",
+                                     ("experiment_name",), "e.g. gsm8k-grpo"))
+    if not re.match(r"^[a-z0-9]+$", exp.trial_name):
+        out.append(source.diagnostic("E422", f"trial_name `{exp.trial_name}` must be lower-case letters and "
+                                             "digits only (no `-`, `_` or `/`)", ("trial_name",), "e.g. trial0"))
+    if not DNS_LABEL.match(exp.kubernetes.namespace) or len(exp.kubernetes.namespace) > 63:
+        out.append(source.diagnostic("E424", f"namespace `{exp.kubernetes.namespace}` is not a DNS-1123 label",
+                                     ("kubernetes", "namespace"), "lower-case letters, digits and `-`"))
+    for role in exp.roles:
+        if ":" in role or not DNS_LABEL.match(role):
+            out.append(source.diagnostic("E420", f"role name `{role}` must be lower-case letters, digits and `-` "
+                                                 "(it names Slurm jobs and Kubernetes objects)",
+                                         ("roles", role), "e.g. eval-rollout", key=True))
+        base = f"{exp.experiment_name}-{exp.trial_name}-{role}"
+        if len(base) > MAX_BASE_NAME:
+            out.append(source.diagnostic(
+                "E423", f"`{base}` is {len(base)} characters; generated object names must stay within "
+                        f"{MAX_BASE_NAME} so every derived Kubernetes name fits 63", ("roles", role),
+                "shorten the experiment, trial or role name", key=True))
+
+
+def check_backends(source: Source, exp: Experiment, accelerator: Accelerator | None,
+                   out: list) -> dict[str, RoleShape]:
+    shapes = {}
+    per_node = accelerator.devices_per_node if accelerator else 0
+    for name, role in exp.roles.items():
+        if role.backend is not None:
+            if role.replicas is not None:
+                out.append(source.diagnostic("E409", f"role `{name}` sets both backend and replicas",
+                                             ("roles", name, "replicas"), "the backend's dims give the worker "
+                                             "count; remove replicas", key=True))
+            try:
+                parse_role_backend(role.backend)
+            except AllocationError as exc:
+                out.append(_allocation_diagnostic(source, ("roles", name, "backend"), role.backend, exc))
+                continue
+        shapes[name] = role_shape(name, role, per_node)
+    return shapes
+
+
+def _allocation_diagnostic(source: Source, path: tuple, text: str, exc: AllocationError) -> Diagnostic:
+    span = source.span_of(path)
+    if span is not None:
+        line = source.line(span.line) or ""
+        quote = 1 if line[span.col - 1:span.col] in "\"'" else 0
+        span = Span(span.line, span.col + quote + exc.offset, 1)
+    return source.diagnostic(exc.code, f"invalid backend `{text}`: {exc.message}", path, exc.hint, span=span)
+
+
+def check_role_fields(source: Source, exp: Experiment, name: str, shape: RoleShape | None, out: list) -> None:
+    role = exp.roles[name]
+    spec, path = role.scheduling_spec, ("roles", name)
+    if shape is not None and shape.kind != "helper" and spec.gpu is not None and spec.gpu != shape.devices_per_worker:
+        out.append(source.diagnostic("E410", f"scheduling_spec.gpu is {spec.gpu} but backend `{role.backend}` "
+                                             f"gives {shape.devices_per_worker} per worker",
+                                     path + ("scheduling_spec", "gpu"), "remove gpu: the backend decides it"))
+    for field, value, low in (("replicas", role.replicas, 1), ("cpu", spec.cpu, 1), ("mem", spec.mem, 1),
+                              ("gpu", spec.gpu, 0), ("port_count", spec.port_count, 1)):
+        if value is not None and value < low:
+            where = path + ((field,) if field == "replicas" else ("scheduling_spec", field))
+            out.append(source.diagnostic("E452", f"{field} must be at least {low}, got {value}", where))
+    if shape is not None and shape.kind == "training" and spec.port_count < 2:
+        out.append(source.diagnostic("E450", f"training role `{name}` needs port_count >= 2, got {spec.port_count}",
+                                     path + ("scheduling_spec", "port_count"),
+                                     "worker 0's second port becomes MASTER_PORT"))
+    check_cmd(source, name, role, shape, out)
+
+
+def check_cmd(source: Source, name: str, role, shape: RoleShape | None, out: list) -> None:
+    path = ("roles", name, "cmd")
+    colocated = role.scheduling_strategy.type == "colocation"
+    if colocated and not role.scheduling_strategy.fork:
+        if role.cmd is not None:
+            out.append(source.diagnostic("E415", f"role `{name}` has fork: false, so it runs inside its target's "
+                                                 "processes and cannot have its own cmd", path,
+                                         "remove cmd, or set scheduling_strategy.fork: true", key=True))
+        return
+    if role.cmd is None:
+        if not colocated:  # a forked colocated role defaults to its target's command
+            out.append(source.diagnostic("E440", f"role `{name}` needs a `cmd`", ("roles", name),
+                                         "e.g. cmd: python3 -m areal.infra.rpc.rpc_server", key=True))
+        return
+    try:
+        argv = shlex.split(role.cmd)
+    except ValueError as exc:
+        out.append(source.diagnostic("E443", f"cmd cannot be split into arguments: {exc}", path,
+                                     "close the quote; cmd is split like a shell would, but never run by one"))
+        return
+    if not argv:
+        out.append(source.diagnostic("E441", "cmd is empty", path, "e.g. python3 -m areal.infra.rpc.rpc_server"))
+    if any(a == "--port" or a.startswith("--port=") for a in argv):
+        out.append(source.diagnostic("E442", "cmd must not contain --port: the launcher appends `--port {port0}`",
+                                     path, "remove --port and its value"))
+
+
+def check_colocation(source: Source, exp: Experiment, shapes: dict[str, RoleShape], out: list) -> None:
+    for name, role in exp.roles.items():
+        strategy, path = role.scheduling_strategy, ("roles", name, "scheduling_strategy")
+        if strategy.type == "separation":
+            if strategy.target is not None:
+                out.append(source.diagnostic("E415", f"role `{name}` names a target but its type is separation",
+                                             path + ("target",), "set type: colocation, or remove target"))
+            continue
+        target = strategy.target
+        if target is None:
+            out.append(source.diagnostic("E411", f"role `{name}` is colocated but names no target", path,
+                                         "add target: <role whose devices it shares>"))
+        elif target == name:
+            out.append(source.diagnostic("E412", f"role `{name}` cannot be colocated with itself",
+                                         path + ("target",), "name another role"))
+        elif target not in exp.roles:
+            out.append(source.diagnostic("E411", f"colocation target `{target}` is not a role", path + ("target",),
+                                         did_you_mean(target, exp.roles) or f"roles: {', '.join(exp.roles)}"))
+        elif exp.roles[target].scheduling_strategy.type == "colocation":
+            cycle = _cycle(exp, name)
+            message = (f"colocation cycle: {' -> '.join(cycle)}" if cycle else
+                       f"`{target}` is itself colocated; colocate `{name}` with the role that owns the devices")
+            out.append(source.diagnostic("E413", message, path + ("target",),
+                                         f"target `{exp.roles[target].scheduling_strategy.target}` instead"
+                                         if not cycle else "break the cycle: one role must own its devices"))
+        elif name in shapes and target in shapes:
+            mine, theirs = shapes[name], shapes[target]
+            if strategy.fork and mine.kind != "helper" and mine.devices != theirs.devices:
+                out.append(source.diagnostic(
+                    "E414", f"`{name}` uses {mine.devices} devices but its target `{target}` has {theirs.devices}; "
+                            "colocated roles must have equal world sizes", ("roles", name, "backend"),
+                    f"make `{name}` span {theirs.devices} devices"))
+            elif strategy.fork and mine.kind == "helper" and role.replicas not in (None, theirs.workers):
+                out.append(source.diagnostic(
+                    "E414", f"`{name}` is forked once per worker of `{target}` ({theirs.workers}), "
+                            f"but replicas is {role.replicas}", ("roles", name, "replicas"),
+                    "remove replicas: a forked role has one process per target worker"))
+
+
+def _cycle(exp: Experiment, start: str) -> list[str]:
+    seen, node = [start], start
+    while True:
+        strategy = exp.roles[node].scheduling_strategy
+        node = strategy.target if strategy.type == "colocation" else None
+        if node is None or node not in exp.roles:
+            return []
+        if node in seen:
+            return seen[seen.index(node):] + [node]
+        seen.append(node)
+
+
+def check_budget(source: Source, exp: Experiment, acc: Accelerator, shapes: dict[str, RoleShape],
+                 out: list) -> None:
+    per_node, total = acc.devices_per_node, exp.compute.num_accelerators
+    placed = {n: s for n, s in shapes.items() if s.is_placed}
+    used = sum(s.devices for s in placed.values())
+    for name, shape in placed.items():
+        path = ("roles", name, "backend" if shape.allocation else "scheduling_spec")
+        if per_node == 0 and shape.devices:
+            out.append(source.diagnostic("E403", f"role `{name}` asks for {shape.devices} devices on CPU nodes",
+                                         path, "use a GPU accelerator type, or gpu: 0"))
+        elif shape.kind == "inference" and shape.devices_per_worker > per_node:
+            size = shape.allocation.dims.t * shape.allocation.dims.p
+            if shape.backend == "vllm":
+                out.append(source.diagnostic("E406", f"a vLLM instance must fit one node: t*p = {size} > {per_node}",
+                                             path, f"use t*p <= {per_node}, or more instances (d)"))
+            else:
+                out.append(source.diagnostic(
+                    "E405", f"an SGLang instance larger than a node must use whole nodes: t*p = {size} is not a "
+                            f"multiple of {per_node}", path, f"use t*p = {per_node * (size // per_node + 1)}"))
+        elif shape.kind == "inference" and shape.allocation.dims.p > 1:
+            out.append(source.diagnostic("E407", "pipeline parallelism (p > 1) is not supported for inference "
+                                                 "servers", path, "use t for model parallelism"))
+        elif per_node and shape.devices_per_worker > per_node:
+            out.append(source.diagnostic("E404", f"a worker of `{name}` needs {shape.devices_per_worker} devices; "
+                                                 f"a node has {per_node}", path))
+        elif per_node and shape.devices > per_node and shape.devices % per_node:
+            out.append(source.diagnostic("E404", f"role `{name}` spans {shape.devices} devices, more than a node "
+                                                 f"but not whole nodes of {per_node}", path,
+                                         f"use a multiple of {per_node} devices"))
+    if used != total and not (exp.compute.allow_device_sharing and used > total):
+        hint = ("set compute.num_accelerators to " + str(used) if used % max(per_node, 1) == 0 and used
+                else "resize the roles so they add up")
+        if used > total:
+            hint += ", or opt in to sharing with compute.allow_device_sharing: true"
+        out.append(source.diagnostic("E403", f"roles use {used} devices but compute.num_accelerators is {total} "
+                                             f"({', '.join(f'{n}: {s.devices}' for n, s in placed.items())})",
+                                     ("compute", "num_accelerators"), hint))
+    elif exp.compute.allow_device_sharing and used > total:
+        out.append(source.diagnostic("W401", f"roles share devices: {used} requested on {total} "
+                                             "(allow_device_sharing)", ("compute", "allow_device_sharing"),
+                                     "make sure the roles offload memory", severity="warning"))
+
+
+def check_env(source: Source, exp: Experiment, out: list) -> None:
+    names: list[tuple[str, tuple]] = [(k, ("roles", r, "scheduling_spec", "env_vars", k))
+                                      for r, role in exp.roles.items() for k in role.scheduling_spec.env_vars]
+    names += [(k, ("secrets", k)) for k in exp.secrets]
+    for key, path in names:
+        if not ENV_NAME.match(key):
+            out.append(source.diagnostic("E430", f"`{key}` is not a valid environment variable name", path,
+                                         "letters, digits and `_`, not starting with a digit", key=True))
+        elif key in VISIBILITY_VARS:
+            out.append(source.diagnostic("E431", f"`{key}` must not be set: the launcher derives device "
+                                                 "visibility from the plan", path, "remove it", key=True))
+        elif key in CONTRACT_VARS or key.startswith("AREAL_"):
+            out.append(source.diagnostic("E432", f"`{key}` is part of the worker environment contract and is set "
+                                                 "by the launcher", path, "remove it, or use another name", key=True))
+    for key in exp.secrets:
+        for r, role in exp.roles.items():
+            if key in role.scheduling_spec.env_vars:
+                out.append(source.diagnostic("E433", f"`{key}` is both a secret and a plain env var of `{r}`",
+                                             ("roles", r, "scheduling_spec", "env_vars", key),
+                                             "secret values belong in `secrets:` only", key=True))
+
+
+def check_staleness(source: Source, exp: Experiment, shapes: dict[str, RoleShape], out: list) -> None:
+    s = exp.staleness
+    if s is None:
+        return
+    for field in ("max_head_offpolicyness", "consumer_batch_size", "max_concurrent_rollouts", "queue_size"):
+        value = getattr(s, field)
+        if value is not None and value < 0:
+            out.append(source.diagnostic("E460", f"{field} must not be negative, got {value}", ("staleness", field)))
+    mcr = s.max_concurrent_rollouts if s.max_concurrent_rollouts is not None else s.consumer_batch_size
+    if s.queue_size is not None and s.queue_size < s.consumer_batch_size:
+        out.append(source.diagnostic("E461", f"queue size is too small: {s.queue_size} < consumer_batch_size "
+                                             f"{s.consumer_batch_size}", ("staleness", "queue_size"),
+                                     f"use at least {s.consumer_batch_size}, or omit it (default {16 * max(mcr, 1)})"))
+
+
+def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape], out: list) -> None:
+    rt = exp.runtime
+    if rt.heartbeat_interval <= 0:
+        out.append(source.diagnostic("E470", "heartbeat_interval must be positive", ("runtime", "heartbeat_interval")))
+    elif rt.hung_after <= rt.heartbeat_interval:
+        out.append(source.diagnostic("E470", f"hung_after ({rt.hung_after}) must exceed heartbeat_interval "
+                                             f"({rt.heartbeat_interval})", ("runtime", "hung_after"),
+                                     f"e.g. {rt.heartbeat_interval * 6:g}"))
+    if rt.grace_period < 0:
+        out.append(source.diagnostic("E470", "grace_period must not be negative", ("runtime", "grace_period")))
+    ports = sum(s.workers * (exp.roles[n].scheduling_spec.port_count + 1) for n, s in shapes.items()
+                if s.has_processes)
+    if not 1024 <= rt.base_port or rt.base_port + ports > 65535:
+        out.append(source.diagnostic("E471", f"base_port {rt.base_port} leaves no room for the {ports} ports this "
+                                             "experiment plans", ("runtime", "base_port"), "use 1024..60000"))
+    slurm = exp.slurm
+    if not re.match(r"^\d+\.\d+$", slurm.version):
+        out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",
+                                     ("slurm", "version"), "e.g. \"23.11\" (quoted)"))
+    if slurm.max_retries < 0:
+        out.append(source.diagnostic("E480", "slurm.max_retries must not be negative", ("slurm", "max_retries")))

@@ -1,0 +1,197 @@
+"""YAML loading that remembers where every key and value came from (file:line:col).
+
+Called by check.py (and the importer) first; everything after it works on plain data plus these positions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from areal_compiler.diagnostics import Diagnostic, Span
+
+MAX_BYTES = 4 * 1024 * 1024  # an experiment file is a few KiB; 4 MiB is generous
+MAX_DEPTH = 64  # nesting levels
+MAX_NODES = 200_000  # values after alias expansion (stops alias bombs)
+
+Path_ = tuple  # a path into the data: ("roles", "actor", "backend") or ("x", 0)
+
+
+class SourceError(Exception):
+    """Raised while loading; carries the one diagnostic that explains why the file cannot be read."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+@dataclass
+class Source:
+    """A loaded YAML file: plain data plus the span of every value and every mapping key."""
+
+    name: str
+    text: str
+    data: object
+    value_spans: dict[Path_, Span] = field(default_factory=dict)
+    key_spans: dict[Path_, Span] = field(default_factory=dict)
+    problems: list[Diagnostic] = field(default_factory=list)  # non-fatal load problems (duplicate keys)
+
+    def line(self, number: int) -> str | None:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else None
+
+    def span_of(self, path: Path_, key: bool = False) -> Span | None:
+        """The span of the value (or key) at path; falls back to the nearest enclosing value."""
+        if key and tuple(path) in self.key_spans:
+            return self.key_spans[tuple(path)]
+        path = tuple(path)
+        while path not in self.value_spans and path:
+            path = path[:-1]
+        return self.value_spans.get(path)
+
+    def diagnostic(self, code: str, message: str, path: Path_ = (), hint: str | None = None,
+                   key: bool = False, severity: str = "error", span: Span | None = None) -> Diagnostic:
+        span = span or self.span_of(path, key=key)
+        return Diagnostic(code, message, self.name, span, hint, severity,
+                          self.line(span.line) if span else None)
+
+
+def _fail(name: str, code: str, message: str, hint: str | None = None, span: Span | None = None,
+          text: str = "") -> SourceError:
+    line = None
+    if span and text:
+        lines = text.splitlines()
+        line = lines[span.line - 1] if 0 < span.line <= len(lines) else None
+    return SourceError(Diagnostic(code, message, name, span, hint, "error", line))
+
+
+def read_text(path: Path, name: str) -> str:
+    """Read a file as strict UTF-8 text, turning every way that can fail into a located error."""
+    if not path.exists():
+        raise _fail(name, "E101", "no such file", "check the path")
+    if path.is_dir():
+        raise _fail(name, "E101", "is a directory, not a YAML file", f"pass a file inside it, e.g. {name}/*.yaml")
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise _fail(name, "E102", f"file is {size} bytes; experiment files are limited to {MAX_BYTES}",
+                        "is this the right file?")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _fail(name, "E101", f"cannot read file: {exc.strerror}") from None
+    return decode(raw, name)
+
+
+def decode(raw: bytes, name: str) -> str:
+    if b"\x00" in raw:
+        offset = raw.index(b"\x00")
+        line = raw.count(b"\n", 0, offset) + 1
+        raise _fail(name, "E103", "binary file (contains NUL bytes), not YAML", "pass the experiment YAML file",
+                    Span(line, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _fail(name, "E103", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+                    "save the file as UTF-8", Span(line, col)) from None
+    return text.removeprefix("\ufeff")
+
+
+def load(path: str | Path, name: str | None = None) -> Source:
+    path = Path(path)
+    name = name if name is not None else str(path)
+    return load_text(read_text(path, name), name)
+
+
+def load_text(text: str, name: str) -> Source:
+    if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
+        raise _fail(name, "E104", "empty file", "an experiment needs at least experiment_name, trial_name, "
+                                                "compute and roles")
+    _check_depth(text, name)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = Span(mark.line + 1, mark.column + 1) if mark else None
+        problem = exc.problem or "invalid YAML"
+        hint = "a file holds one experiment: remove the extra `---` document" if "single document" in str(
+            exc.context) else None
+        raise _fail(name, "E105", f"YAML syntax error: {problem}", hint, span, text) from None
+    except yaml.YAMLError as exc:
+        raise _fail(name, "E105", f"YAML syntax error: {exc}") from None
+    finally:
+        loader.dispose()
+    source = Source(name, text, None)
+    source.data = _Walker(source, yaml.SafeLoader("")).value(node, (), 0)
+    return source
+
+
+def _check_depth(text: str, name: str) -> None:
+    """Reject absurd nesting from the event stream, before the (recursive) composer sees it."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise _fail(name, "E106", f"nesting deeper than {MAX_DEPTH} levels",
+                                "an experiment is a few levels deep; is this the right file?",
+                                Span(mark.line + 1, mark.column + 1), text)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.MarkedYAMLError:
+        return  # the composer reports syntax errors with their position
+
+
+class _Walker:
+    """Turns composed YAML nodes into plain data, recording spans, refusing duplicates and alias bombs."""
+
+    def __init__(self, source: Source, constructor: yaml.SafeLoader):
+        self.source = source
+        self.constructor = constructor
+        self.count = 0
+
+    def span(self, node: yaml.Node) -> Span:
+        start, end = node.start_mark, node.end_mark
+        length = end.column - start.column if end.line == start.line else 1
+        return Span(start.line + 1, start.column + 1, max(1, length))
+
+    def error(self, code: str, message: str, node: yaml.Node, hint: str | None = None) -> SourceError:
+        return _fail(self.source.name, code, message, hint, self.span(node), self.source.text)
+
+    def value(self, node: yaml.Node, path: Path_, depth: int):
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.error("E106", f"more than {MAX_NODES} values after expanding aliases (an alias bomb?)",
+                             node, "remove the nested anchors and aliases")
+        self.source.value_spans.setdefault(path, self.span(node))
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.error("E105", f"invalid value: {getattr(exc, 'problem', exc)}", node) from None
+
+    def mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict:
+        out: dict = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.error("E107", "mapping keys must be plain names", key_node)
+            key = key_node.value  # the text as written: `on:` stays "on", never becomes True
+            if key == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.error("E107", "YAML merge keys (`<<`) are not supported", key_node,
+                                 "write the keys out, or alias a whole value with `*name`")
+            if key in out:
+                first = self.source.key_spans[path + (key,)]
+                self.source.problems.append(self.error(
+                    "E108", f"duplicate key `{key}` (first defined on line {first.line})", key_node,
+                    "YAML would silently keep only the last one; remove one of them").diagnostic)
+                continue
+            self.source.key_spans[path + (key,)] = self.span(key_node)
+            out[key] = self.value(value_node, path + (key,), depth + 1)
+        return out

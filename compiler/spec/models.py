@@ -1,0 +1,134 @@
+"""The experiment format as strict pydantic models: what a user may write, with types and defaults.
+
+Validated by check.py (which maps pydantic's errors back to YAML positions); read by plan.py."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; no silent type coercion ("16" is not 16)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Compute(Strict):
+    accelerator: str = Field(description="Node type from the catalog, e.g. GPU_8xH100 (see `areal catalog`).")
+    num_accelerators: int = Field(description="Total devices; a multiple of the type's devices per node.")
+    allow_device_sharing: bool = Field(
+        False, description="Opt in to non-colocated roles sharing devices (e.g. rollout and actor with memory "
+                           "offload): the device budget may then be exceeded and roles overlap.")
+
+
+class SchedulingSpec(Strict):
+    """Per-worker resources and environment, with AReaL's field names."""
+
+    cpu: int = Field(8, description="CPU cores per worker.")
+    gpu: int | None = Field(None, description="Devices per worker. Derived from `backend` when it is set; "
+                                              "for roles without a backend, defaults to 0.")
+    mem: int = Field(32, description="Memory per worker, in GB.")
+    port_count: int = Field(2, description="Ports planned per worker; training roles need >= 2 (the second port "
+                                           "of worker 0 becomes MASTER_PORT).")
+    image: str | None = Field(None, description="Container image; defaults to the experiment's `image`.")
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+
+
+class SchedulingStrategy(Strict):
+    type: Literal["separation", "colocation"] = "separation"
+    target: str | None = Field(None, description="With colocation: the role whose devices are shared.")
+    fork: bool = Field(True, description="With colocation: true = own processes forked by the target's agents "
+                                         "on the target's devices; false = runs inside the target's processes.")
+
+
+class SlurmRole(Strict):
+    """Slurm settings a role may override (they apply to that role's heterogeneous-job component)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str | None = Field(None, description="Wall-time limit, e.g. \"24:00:00\" (quote it: YAML reads "
+                                               "unquoted 24:00:00 as a number).")
+    constraint: str | None = None
+    reservation: str | None = None
+    exclusive: bool | None = None
+    nodelist: str | None = None
+    exclude: str | None = None
+
+
+class Slurm(SlurmRole):
+    """Job-wide Slurm settings; roles inherit them and may override."""
+
+    version: str = Field("22.05", description="The cluster's Slurm version; chooses version-dependent flags. "
+                                              "Never probed.")
+    max_retries: int = Field(0, description="Requeue the job while its restart count is below this.")
+    gres_type: bool = Field(False, description="Request typed gres (gpu:h100:8) instead of gpu:8.")
+    container_type: Literal["none", "apptainer"] = "none"
+    mount: list[str] = Field(default_factory=list, description="Container bind mounts, SRC:DST.")
+
+
+class Kubernetes(Strict):
+    namespace: str = Field("default", description="Namespace for every object (a DNS-1123 label).")
+
+
+class Local(Strict):
+    fail_fast: bool = Field(True, description="When one worker fails, stop the others.")
+
+
+class Role(Strict):
+    backend: str | None = Field(None, description="AReaL allocation string, e.g. sglang:d4t2 or fsdp:d8.")
+    replicas: int | None = Field(None, description="Worker count for roles without a backend (helpers).")
+    cmd: str | None = Field(None, description="The worker command, split like a shell would but never run by "
+                                              "one; `--port {port0}` is appended by the launcher.")
+    scheduling_spec: SchedulingSpec = SchedulingSpec()
+    scheduling_strategy: SchedulingStrategy = SchedulingStrategy()
+    slurm: SlurmRole | None = None
+
+
+class KubernetesSecretRef(Strict):
+    name: str
+    key: str
+
+
+class Secret(Strict):
+    file: str = Field(description="Path to a file holding the value, read by the agent at run time "
+                                  "(Slurm, local, Ray). The value never appears in an artifact.")
+    kubernetes: KubernetesSecretRef | None = Field(None, description="Where Kubernetes finds the value.")
+
+
+class Staleness(Strict):
+    max_head_offpolicyness: int = Field(description="Max versions a rollout may lag the trainer.")
+    consumer_batch_size: int
+    max_concurrent_rollouts: int | None = Field(None, description="Defaults to consumer_batch_size.")
+    queue_size: int | None = Field(None, description="Defaults to 16 x max_concurrent_rollouts.")
+
+
+class Runtime(Strict):
+    heartbeat_interval: float = Field(5.0, description="Seconds between agent heartbeats.")
+    hung_after: float = Field(30.0, description="A worker whose heartbeat is older than this is hung.")
+    grace_period: float = Field(10.0, description="Seconds between SIGTERM and SIGKILL on stop.")
+    worker_heartbeat: bool = Field(False, description="Count a worker alive only while it beats itself.")
+    fork_commands: Literal["declared", "any"] = Field(
+        "declared", description="`declared`: the agent forks only commands the plan declares; `any`: any.")
+    base_port: int = Field(20000, description="First port of the experiment's planned port range.")
+
+
+class Experiment(Strict):
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this format.")
+    experiment_name: str
+    trial_name: str
+    compute: Compute
+    image: str | None = Field(None, description="Default container image of every role.")
+    fileroot: str = Field("/tmp/areal/experiments", description="Shared directory for run state and logs.")
+    roles: dict[str, Role]
+    secrets: dict[str, Secret] = Field(default_factory=dict,
+                                       description="Environment variable name -> where its value lives.")
+    staleness: Staleness | None = None
+    runtime: Runtime = Runtime()
+    slurm: Slurm = Slurm()
+    kubernetes: Kubernetes = Kubernetes()
+    local: Local = Local()
+
