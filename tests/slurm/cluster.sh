@@ -7,7 +7,8 @@
 #   tests/slurm/cluster.sh status  show recorded daemons and sinfo; exit 0 only if both nodes answer
 #
 # Everything lives in ${AREAL_SLURM_DIR:-/tmp/areal-slurm}:
-#   env.sh       `source` it: exports SLURM_CONF (client commands and daemons read it)
+#   env.sh       `source` it: exports SLURM_CONF (client commands and daemons read it);
+#                present only while the cluster is up (`down` removes it)
 #   slurm.conf, gres.conf, dev/<node>/gpu[0-7] (fake GPUs: char devices 195:N)
 #   state/ spool/ log/ run/ (daemon pid files), pids/<name>.pid (PIDs this script started)
 #
@@ -312,6 +313,8 @@ cmd_down() {
   fi
   stop_pids "${NODES[@]/#/slurmd-}" slurmctld
   stop_pids munged
+  # env.sh marks a usable cluster for the pytest fixture; the config stays for post-mortems.
+  rm -f "$STATE_DIR/env.sh"
   log "down"
 }
 
@@ -332,6 +335,10 @@ cmd_status() {
   done
   if [[ ! -r "$CONF" ]]; then
     echo "no cluster config at $CONF"
+    return 1
+  fi
+  if ! pid_alive "$(recorded_pid slurmctld)" slurmctld; then
+    echo "slurmctld not running (cluster is down)"
     return 1
   fi
   if sinfo -N -p gpu -o '%N %P %t %c %m %G' 2>/dev/null; then

@@ -173,6 +173,14 @@ def _find_cluster() -> tuple[SlurmCluster | None, str]:
     hint = "start it with tests/slurm/cluster.sh up"
     if not env_sh.is_file():
         return None, f"no Slurm test cluster: {env_sh} missing ({hint})"
+    ctld_pid_file = state_dir / "pids" / "slurmctld.pid"
+    try:
+        ctld_pid = ctld_pid_file.read_text().split()[0]
+        ctld_alive = Path(f"/proc/{ctld_pid}/comm").read_text().strip() == "slurmctld"
+    except (OSError, IndexError):
+        ctld_alive = False
+    if not ctld_alive:  # fail fast: sinfo spends ~10 s retrying a dead controller
+        return None, f"no Slurm test cluster: the slurmctld recorded in {ctld_pid_file} is not running ({hint})"
     # Let bash evaluate env.sh so we see exactly what `source env.sh` gives a shell.
     proc = subprocess.run(
         ["bash", "-c", 'set -e; source "$1"; env -0', "bash", str(env_sh)],
