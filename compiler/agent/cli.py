@@ -1,0 +1,102 @@
+"""The agent's command line: `supervise`, `fork` and `status` (argparse; exit 2 = unusable set-up).
+
+Called by __main__.py, i.e. `python3 -I agent.pyz ...` or `python -m areal_compiler.agent ...`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from .client import token_from_env
+from .forks import ForkError, fork_workers
+from .plan import PlanError, load_plan
+from .state import iso, read_run
+from .supervisor import supervise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent.pyz", description="areal runtime agent")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sup = commands.add_parser("supervise", help="run one planned worker until it ends")
+    sup.add_argument("--plan", required=True)
+    sup.add_argument("--worker", required=True, help="ROLE/INDEX")
+    sup.add_argument("--run-dir", required=True)
+    sup.add_argument("--log", help="append the worker's stdout and stderr to this file")
+    fork = commands.add_parser("fork", help="fork ROLE beside every worker of TARGET (all or nothing)")
+    fork.add_argument("--plan", required=True)
+    fork.add_argument("--role", required=True)
+    fork.add_argument("--target", required=True)
+    fork.add_argument("--command", help="argv string (split like a shell would, never run by one)")
+    fork.add_argument("--run-dir", required=True, help="the result is recorded in DIR/forks/ROLE.json")
+    fork.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each child (60)")
+    status = commands.add_parser("status", help="derived health of every worker of a run")
+    status.add_argument("--run-dir", required=True)
+    status.add_argument("--json", action="store_true", help='one envelope {"v": 1, "ts", "data"}')
+    return parser
+
+
+def _fork(args: argparse.Namespace) -> int:
+    try:
+        token = token_from_env()
+    except OSError as exc:
+        raise PlanError("cannot read AREAL_AGENT_TOKEN_FILE: %s" % exc) from None
+    if not token:
+        raise PlanError("no agent token: set AREAL_AGENT_TOKEN_FILE or AREAL_AGENT_TOKEN")
+    try:
+        forked = fork_workers(load_plan(args.plan), args.role, args.target, token, command=args.command,
+                              run_dir=args.run_dir, timeout=args.timeout)
+    except ForkError as exc:
+        sys.stderr.write("areal-agent: error: %s\n" % exc)
+        return 1
+    for item in forked:
+        print("forked %s/%d on %s pid %d ports %s" % (item["role"], item["worker_index"], item["host"],
+                                                      item["pid"], item["ports"]))
+    return 0
+
+
+def _status_table(rows: List[Dict[str, Any]]) -> str:
+    lines = ["%-24s %-7s %-10s %-5s %-14s %s" % ("WORKER", "KIND", "STATUS", "EXIT", "PID agent/child", "NOTE")]
+    for row in rows:
+        pid = row.get("pid") or {}
+        pids = "%s/%s" % (pid.get("agent", "-"), pid.get("child", "-")) if isinstance(pid, dict) else "-"
+        exit_code = row.get("exit_code")
+        lines.append("%-24s %-7s %-10s %-5s %-14s %s" % (
+            "%s/%s" % (row.get("role"), row.get("index")), row.get("kind") or "-", row["status"],
+            "-" if exit_code is None else exit_code, pids, row.get("message", "")))
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    now = time.time()
+    try:
+        rows = read_run(args.run_dir, now)
+    except OSError as exc:
+        message = "no run state under %s: %s" % (args.run_dir, exc)
+        if args.json:
+            print(json.dumps({"v": 1, "ts": iso(now), "error": {"code": "AGENT_NO_RUN", "kind": "not_found",
+                                                                "message": message, "retryable": False}}))
+        else:
+            sys.stderr.write("areal-agent: error: %s\n" % message)
+        return 1
+    if args.json:
+        print(json.dumps({"v": 1, "ts": iso(now), "data": {"run_dir": os.path.abspath(args.run_dir),
+                                                           "workers": rows}}, sort_keys=True))
+    else:
+        print(_status_table(rows))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "supervise":
+            return supervise(args.plan, args.worker, args.run_dir, args.log, own_process=True)
+        if args.command == "fork":
+            return _fork(args)
+        return _status(args)
+    except PlanError as exc:
+        sys.stderr.write("areal-agent: error: %s\n" % exc)
+        return 2

@@ -1,0 +1,125 @@
+"""Reading plan.json for the agent: find a worker, resolve node hosts, fill `{port<i>}`/`{host<n>}` placeholders.
+
+Called by supervisor.py (its own worker and start-up forks), policy.py (declared commands) and forks.py."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence
+
+PLACEHOLDER = re.compile(r"\{(port|host)(\d+)\}")
+DEFAULT_RUNTIME = {
+    "heartbeat_interval": 5.0,
+    "hung_after": 30.0,
+    "grace_period": 10.0,
+    "worker_heartbeat": False,
+    "fork_commands": "declared",
+}
+
+
+class PlanError(Exception):
+    """The plan, the worker choice or a placeholder is unusable: the agent exits 2 with this message."""
+
+
+def load_plan(path: str) -> Dict[str, Any]:
+    """Read plan.json (UTF-8) and check the few fields the agent relies on."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            plan = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise PlanError("cannot read plan %s: %s" % (path, exc)) from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("workers"), list):
+        raise PlanError("plan %s has no 'workers' list" % path)
+    for worker in plan["workers"]:
+        if not isinstance(worker, dict) or not isinstance(worker.get("argv"), list):
+            raise PlanError("plan %s: every worker needs 'role', 'index' and an 'argv' list" % path)
+    return plan
+
+
+def runtime_settings(plan: Dict[str, Any]) -> Dict[str, Any]:
+    """The plan's runtime block over the documented defaults."""
+    merged = dict(DEFAULT_RUNTIME)
+    merged.update(plan.get("runtime") or {})
+    if merged["fork_commands"] not in ("declared", "any"):
+        raise PlanError("runtime.fork_commands must be 'declared' or 'any', not %r" % merged["fork_commands"])
+    return merged
+
+
+def parse_worker_spec(spec: str) -> tuple:
+    """'actor/3' -> ('actor', 3)."""
+    role, sep, index = spec.rpartition("/")
+    if not sep or not role or not index.isdigit():
+        raise PlanError("--worker must look like ROLE/INDEX, got %r" % spec)
+    return role, int(index)
+
+
+def find_worker(plan: Dict[str, Any], role: str, index: int) -> Dict[str, Any]:
+    for worker in plan["workers"]:
+        if worker.get("role") == role and worker.get("index") == index:
+            return worker
+    raise PlanError("the plan has no worker %s/%d" % (role, index))
+
+
+def workers_of_role(plan: Dict[str, Any], role: str) -> List[Dict[str, Any]]:
+    return sorted((w for w in plan["workers"] if w.get("role") == role), key=lambda w: w["index"])
+
+
+def node_hosts(plan: Dict[str, Any], environ: Optional[Dict[str, str]] = None) -> List[str]:
+    """Address of every logical node: $AREAL_NODE_HOSTS split on commas, else 127.0.0.1 for all."""
+    environ = os.environ if environ is None else environ
+    count = int(plan.get("nodes") or 1)
+    raw = environ.get("AREAL_NODE_HOSTS", "").strip()
+    if not raw:
+        return ["127.0.0.1"] * count
+    return [item.strip() for item in raw.split(",")]
+
+
+def node_host(hosts: Sequence[str], node: int) -> str:
+    if not 0 <= node < len(hosts):
+        raise PlanError("node %d has no address in AREAL_NODE_HOSTS (%d given)" % (node, len(hosts)))
+    return hosts[node]
+
+
+def fill(text: str, ports: Sequence[int], hosts: Sequence[str]) -> str:
+    """Replace exact `{port<i>}` / `{host<n>}` tokens; an unknown port or node is a PlanError."""
+    def replace(match: "re.Match[str]") -> str:
+        kind, number = match.group(1), int(match.group(2))
+        if kind == "port":
+            if number >= len(ports):
+                raise PlanError("%s names port %d but only %d port(s) exist" % (match.group(0), number, len(ports)))
+            return str(ports[number])
+        return node_host(hosts, number)
+    return PLACEHOLDER.sub(replace, text)
+
+
+def fill_argv(argv: Sequence[Any], ports: Sequence[int], hosts: Sequence[str]) -> List[str]:
+    return [fill(str(item), ports, hosts) for item in argv]
+
+
+def fill_env(env: Optional[Dict[str, Any]], ports: Sequence[int], hosts: Sequence[str]) -> Dict[str, str]:
+    return {str(key): fill(str(value), ports, hosts) for key, value in (env or {}).items()}
+
+
+def ports_needed(argv: Sequence[Any], env: Optional[Dict[str, Any]]) -> int:
+    """How many ports a command template names: 1 + the highest `{port<i>}` index, 0 when none."""
+    texts = [str(item) for item in argv] + [str(value) for value in (env or {}).values()]
+    numbers = [int(m.group(2)) for text in texts for m in PLACEHOLDER.finditer(text) if m.group(1) == "port"]
+    return max(numbers) + 1 if numbers else 0
+
+
+def declared_commands(plan: Dict[str, Any], role: str) -> List[Dict[str, Any]]:
+    """Every (argv, env) template the plan declares for a role: its workers and every fork entry of it."""
+    found = []
+    for worker in plan["workers"]:
+        if worker.get("role") == role:
+            found.append({"argv": list(worker["argv"]), "env": dict(worker.get("env") or {})})
+        for entry in worker.get("forks") or []:
+            if entry.get("role") == role:
+                found.append({"argv": list(entry["argv"]), "env": dict(entry.get("env") or {})})
+    return found
+
+
+def http_url(host: str, port: int) -> str:
+    shown = "[%s]" % host if ":" in host else host
+    return "http://%s:%d" % (shown, port)

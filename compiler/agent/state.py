@@ -1,0 +1,195 @@
+"""Run state: one atomically written JSON file per worker/forked child, and the reader that derives health.
+
+Written by supervisor.py (StateFile); read by cli.py `status` and by tests through read_run()/derive()."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional
+
+RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
+TERMINAL = (COMPLETED, FAILED, STOPPED)
+
+
+def iso(epoch: float) -> str:
+    """ISO-8601 with offset (UTC)."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def atomic_write_json(path: str, data: Dict[str, Any]) -> None:
+    """Temp file in the same directory, fsync, os.replace, fsync the directory; explicit UTF-8."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, sort_keys=True, indent=2, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def state_path(run_dir: str, role: str, index: int) -> str:
+    return os.path.join(run_dir, "state", "%s.%d.json" % (role, index))
+
+
+class StateFile:
+    """The state of one supervised process; every change is written through at once under a lock."""
+
+    def __init__(self, path: str, role: str, index: int, kind: str, runtime: Dict[str, Any]) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        now = time.time()
+        self._data: Dict[str, Any] = {
+            "role": role, "index": index, "kind": kind, "status": RUNNING,
+            "pid": {"agent": os.getpid(), "child": None}, "hostname": socket.gethostname(),
+            "started_at": iso(now), "started_at_epoch": now,
+            "last_heartbeat": iso(now), "last_heartbeat_epoch": now,
+            "heartbeat_interval": float(runtime["heartbeat_interval"]),
+            "hung_after": float(runtime["hung_after"]),
+            "exit_code": None, "finished_at": None, "restarts": 0,
+            "worker_heartbeat": None,
+        }
+        if runtime.get("worker_heartbeat"):
+            self._data["worker_heartbeat"] = {"last": None, "last_epoch": None}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            return json.loads(json.dumps(self._data))
+
+    @property
+    def terminal(self) -> bool:
+        return self._data["status"] in TERMINAL
+
+    def started(self, child_pid: int) -> None:
+        with self._lock:
+            self._data["pid"]["child"] = child_pid
+            self._write()
+
+    def beat(self, worker_beat_epoch: Optional[float] = None) -> None:
+        """Refresh the agent heartbeat (and the worker's own beat when known); no-op once terminal."""
+        with self._lock:
+            if self._data["status"] in TERMINAL:
+                return
+            now = time.time()
+            self._data["last_heartbeat"], self._data["last_heartbeat_epoch"] = iso(now), now
+            if worker_beat_epoch is not None and self._data["worker_heartbeat"] is not None:
+                self._data["worker_heartbeat"] = {"last": iso(worker_beat_epoch), "last_epoch": worker_beat_epoch}
+            self._write()
+
+    def finish(self, status: str, exit_code: Optional[int]) -> None:
+        """Record a terminal status once; later calls keep the first one."""
+        with self._lock:
+            if self._data["status"] in TERMINAL:
+                return
+            now = time.time()
+            self._data.update(status=status, exit_code=exit_code, finished_at=iso(now))
+            self._write()
+
+    def _write(self) -> None:
+        atomic_write_json(self.path, self._data)
+
+
+def _pid_state(pid: int) -> str:
+    """'alive', 'dead' or 'unknown' (another host); zombies count as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "dead"
+    except PermissionError:
+        return "alive"
+    except OSError:
+        return "dead"
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        if fields and fields[0] in ("Z", "X"):
+            return "dead"
+    except (OSError, IndexError):
+        pass
+    return "alive"
+
+
+def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
+    """healthy / hung / crashed from a running state; terminal statuses pass through.
+
+    crashed = the state says running but the agent (the process that writes it) is dead, so nobody will ever
+    finish it. A worker killed under a live agent is finished by the agent as `failed` with 128+signal."""
+    now = time.time() if now is None else now
+    status = data.get("status")
+    result = {"role": data.get("role"), "index": data.get("index"), "kind": data.get("kind"),
+              "state_status": status, "exit_code": data.get("exit_code"), "pid": data.get("pid"),
+              "message": ""}
+    if status in TERMINAL:
+        result["status"] = status
+        return result
+    if status != RUNNING:
+        raise ValueError("unknown status %r" % (status,))
+    hung_after = float(data["hung_after"])
+    age = now - float(data["last_heartbeat_epoch"])
+    result["heartbeat_age"] = round(age, 3)
+    local = data.get("hostname") == socket.gethostname()
+    agent = _pid_state(int(data["pid"]["agent"])) if local else "unknown"
+    if agent == "dead":
+        result.update(status="crashed", message="agent pid %s is gone" % data["pid"]["agent"])
+    elif age > hung_after:
+        result.update(status="hung", message="agent heartbeat %.1fs old (hung_after %.1fs)" % (age, hung_after))
+    elif _worker_beat_stale(data, now, hung_after):
+        result.update(status="hung", message="the worker's own heartbeat is older than %.1fs" % hung_after)
+    else:
+        result["status"] = "healthy"
+    return result
+
+
+def _worker_beat_stale(data: Dict[str, Any], now: float, hung_after: float) -> bool:
+    beat = data.get("worker_heartbeat")
+    if beat is None:
+        return False
+    last = beat.get("last_epoch")
+    baseline = float(last) if last is not None else float(data["started_at_epoch"])
+    return now - baseline > hung_after
+
+
+def read_state(path: str, now: Optional[float] = None) -> Dict[str, Any]:
+    """Derived status of one state file; an unreadable or malformed file is status `corrupt`, never a crash."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        result = derive(data, now)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        name = os.path.basename(path)[: -len(".json")]
+        return {"role": name.rpartition(".")[0], "index": name.rpartition(".")[2], "status": "corrupt",
+                "message": "%s: %s: %s" % (path, type(exc).__name__, exc)}
+    result["path"] = path
+    return result
+
+
+def read_run(run_dir: str, now: Optional[float] = None) -> List[Dict[str, Any]]:
+    """Every state file under DIR/state (temp files skipped), sorted by name."""
+    directory = os.path.join(run_dir, "state")
+    names = sorted(n for n in os.listdir(directory) if n.endswith(".json") and not n.startswith("."))
+    return [read_state(os.path.join(directory, name), now) for name in names]

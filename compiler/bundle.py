@@ -1,0 +1,49 @@
+"""Builds agent.pyz, the runtime agent as one reproducible zipapp (same bytes on every machine).
+
+Called by the targets that write `agent.pyz` into every output folder, and by tests; stdlib only."""
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+AGENT_DIR = Path(__file__).resolve().parent / "agent"
+PACKAGE = "areal_agent"  # the agent's package name inside the zipapp
+SHEBANG = b"#!/usr/bin/env python3\n"
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+LAUNCHER = (
+    '"""agent.pyz entry point: the areal runtime agent (python3 -I agent.pyz --help)."""\n'
+    "import sys\n\n"
+    "from %s.cli import main\n\n"
+    "sys.exit(main())\n" % PACKAGE
+).encode("utf-8")
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+    info.create_system = 3  # Unix, whatever machine builds it
+    info.external_attr = (0o100644 & 0xFFFF) << 16
+    info.compress_type = zipfile.ZIP_STORED  # deflate output may differ between zlib builds
+    return info
+
+
+def agent_sources() -> list:
+    """(name inside the zipapp, bytes) of every agent module, sorted, line endings normalized."""
+    files = sorted(p for p in AGENT_DIR.glob("*.py") if p.is_file())
+    return [("%s/%s" % (PACKAGE, p.name), p.read_bytes().replace(b"\r\n", b"\n")) for p in files]
+
+
+def agent_bundle() -> bytes:
+    """The zipapp bytes: a shebang, then a stored zip of __main__.py and areal_agent/*.py."""
+    buffer = io.BytesIO()
+    buffer.write(SHEBANG)
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(_entry("__main__.py"), LAUNCHER)
+        for name, data in agent_sources():
+            archive.writestr(_entry(name), data)
+    return buffer.getvalue()
+
+
+def agent_sha256() -> str:
+    return hashlib.sha256(agent_bundle()).hexdigest()
