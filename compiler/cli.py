@@ -64,3 +64,111 @@ def catalog(output: str) -> None:
         gres = f"{a.slurm_gres}:{a.slurm_gres_type}" if a.slurm_gres else "-"
         click.echo(f"{a.name:<18} {a.devices_per_node:>8} {str(a.device_memory_gb) + 'G':>7}  "
                    f"{a.kubernetes_resource or '-':<24} {gres:<12} {a.ray_resource or '-'}")
+
+
+def _fail_on_diagnostics(results, output: str) -> None:
+    """Print every diagnostic of every input; exit 1 when any input is invalid (nothing written)."""
+    from areal_compiler.report import emit_json, print_diagnostics, summary
+
+    diags = [d for r in results for d in r.diagnostics]
+    if all(r.ok for r in results):
+        print_diagnostics(diags)  # warnings only
+        return
+    if output == "json":
+        emit_json({"valid": False, "files": [{"file": r.file, "valid": r.ok,
+                                               "diagnostics": [d.to_json() for d in r.diagnostics]} for r in results]})
+    else:
+        print_diagnostics(diags)
+        click.echo(summary(diags, len(results)), err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True,
+              help="text: a placement map; svg: the same map as a picture for PR descriptions.")
+@OUTPUT
+def plan(file: str, fmt: str, output: str) -> None:
+    """Show where every worker of FILE lands: nodes x devices, forks, totals per role.
+
+    `-o json` prints the whole plan (the input of every target)."""
+    from areal_compiler import planview
+    from areal_compiler.pipeline import plan_file
+    from areal_compiler.report import emit_json
+
+    result = plan_file(file)
+    _fail_on_diagnostics([result], output)
+    if output == "json":
+        emit_json(result.plan.model_dump(mode="json"))
+    else:
+        click.echo(planview.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
+
+
+def _targets(value: str) -> tuple[str, ...]:
+    from areal_compiler.targets import TARGETS
+
+    names = TARGETS if value == "all" else tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown or not names:
+        later = {"kubernetes", "ray"}
+        why = "not available yet" if unknown and set(unknown) <= later else "unknown"
+        raise click.BadParameter(f"{', '.join(unknown) or value!r}: {why}; available: {', '.join(TARGETS)} or all",
+                                 param_hint="--target")
+    return tuple(n for n in TARGETS if n in names)
+
+
+@main.command(name="compile")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--target", "target", default="all", show_default=True, metavar="T[,T...]|all",
+              help="Targets to render: local, slurm (kubernetes and ray are coming).")
+@click.option("--out", "out", default="out", show_default=True, type=click.Path(path_type=str),
+              help="Output folder; each target gets OUT/<target>/ (several inputs: OUT/<stem>/<target>/).")
+@click.option("--check", is_flag=True, help="Compare with OUT instead of writing; exit 1 when anything differs.")
+@click.option("--diff", is_flag=True, help="Print a unified diff against OUT (without writing).")
+@OUTPUT
+def compile_(files: tuple[str, ...], target: str, out: str, check: bool, diff: bool, output: str) -> None:
+    """Compile experiment FILES into job artifacts, deterministically.
+
+    Writing is atomic: everything is rendered in memory, written to a temporary folder beside OUT and
+    swapped in; a failed compile leaves OUT untouched. Exit status: 0 done (or up to date with --check),
+    1 invalid input or stale artifacts, 2 usage error."""
+    from pathlib import Path
+
+    from areal_compiler.output import OutputError, compare, unified_diff, write_tree
+    from areal_compiler.pipeline import compile_file
+    from areal_compiler.report import emit_json
+
+    targets = _targets(target)
+    stems = [Path(f).stem for f in files]
+    if len(set(stems)) != len(stems):
+        raise click.UsageError("two inputs share a file name; compile them into separate --out folders")
+    results = [compile_file(f, targets) for f in files]
+    _fail_on_diagnostics(results, output)
+    tree = {(f"{stem}/{rel}" if len(files) > 1 else rel): a for stem, r in zip(stems, results)
+            for rel, a in r.artifacts.items()}
+    out_dir = Path(out)
+    report: dict = {"out": out, "targets": list(targets), "files": sorted(tree)}
+    if check or diff:
+        comparison = compare(out_dir, tree)
+        report.update(up_to_date=comparison.same, changed=comparison.changed, missing=comparison.missing,
+                      extra=comparison.extra)
+        text = unified_diff(out_dir, tree, comparison) if diff else ""
+        if output == "json":
+            emit_json({**report, **({"diff": text} if diff else {})})
+        else:
+            click.echo(text, nl=False)
+            for kind in ("changed", "missing", "extra"):
+                for rel in getattr(comparison, kind):
+                    click.echo(f"{kind}: {out_dir / rel}", err=True)
+            click.echo(f"{out}: up to date" if comparison.same else
+                       f"{out}: stale ({len(comparison.changed)} changed, {len(comparison.missing)} missing, "
+                       f"{len(comparison.extra)} extra); run `areal compile` to update", err=True)
+        sys.exit(1 if check and not comparison.same else 0)
+    try:
+        write_tree(out_dir, tree)
+    except OutputError as exc:
+        raise click.UsageError(str(exc)) from None
+    if output == "json":
+        emit_json({**report, "written": True})
+    else:
+        click.echo(f"wrote {len(tree)} files for {', '.join(targets)} to {out}", err=True)
