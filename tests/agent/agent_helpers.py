@@ -1,0 +1,153 @@
+"""Helpers for the agent tests: a hand-built minimal plan.json, starting agents, polling, process checks.
+
+Imported by the tests in tests/agent (independent of the compiler's plan builder)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+TOKEN = "agent-test-token-5b1e"
+PY = sys.executable
+FAST_RUNTIME = {"heartbeat_interval": 0.2, "hung_after": 1.0, "grace_period": 1.0,
+                "worker_heartbeat": False, "fork_commands": "declared"}
+
+
+def free_ports(count: int) -> List[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def worker(role: str, index: int, argv: List[str], env: Optional[Dict[str, str]] = None,
+           forks: Optional[List[Dict[str, Any]]] = None, ports: int = 0) -> Dict[str, Any]:
+    return {"role": role, "index": index, "argv": argv, "env": env or {}, "forks": forks or [], "ports": ports}
+
+
+def make_plan(path: Path, workers: List[Dict[str, Any]], runtime: Optional[Dict[str, Any]] = None,
+              gate: Optional[Dict[str, Any]] = None) -> Path:
+    """A minimal plan.json in the shape of docs/plan-contract.md, with free agent and worker ports."""
+    plan_workers = []
+    for item in workers:
+        planned = dict(item, node=0, devices=[], cpu=1, mem_gb=1)
+        planned["ports"] = free_ports(item["ports"]) if item["ports"] else []
+        planned["agent_port"] = free_ports(1)[0]
+        plan_workers.append(planned)
+    roles = sorted({w["role"] for w in workers})
+    plan = {
+        "plan_version": 1, "experiment_name": "agent-test", "trial_name": "t0", "run_id": "agent-test-t0-0",
+        "accelerator": {"type": "CPU", "devices_per_node": 0, "visibility_env": None}, "nodes": 1,
+        "runtime": dict(FAST_RUNTIME, **(runtime or {})), "gate": gate,
+        "roles": {r: {"kind": "other", "workers": sum(1 for w in workers if w["role"] == r)} for r in roles},
+        "workers": plan_workers,
+    }
+    path.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def agent_env(**extra: str) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AREAL_NODE_HOSTS", "AREAL_AGENT_BIND", "AREAL_AGENT_TOKEN_FILE")}
+    env["AREAL_AGENT_TOKEN"] = TOKEN
+    env.update(extra)
+    return env
+
+
+def start_agent(plan: Path, spec: str, run_dir: Path, env: Optional[Dict[str, str]] = None,
+                log: Optional[Path] = None, launcher: Optional[List[str]] = None) -> subprocess.Popen:
+    argv = (launcher or [PY, "-m", "areal_compiler.agent"]) + [
+        "supervise", "--plan", str(plan), "--worker", spec, "--run-dir", str(run_dir)]
+    if log is not None:
+        argv += ["--log", str(log)]
+    return subprocess.Popen(argv, env=agent_env() if env is None else env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % (what or check))
+        time.sleep(interval)
+
+
+def plan_worker(plan: Path, role: str, index: int) -> Dict[str, Any]:
+    data = json.loads(plan.read_text(encoding="utf-8"))
+    return next(w for w in data["workers"] if w["role"] == role and w["index"] == index)
+
+
+def agent_url(plan: Path, role: str, index: int) -> str:
+    return "http://127.0.0.1:%d" % plan_worker(plan, role, index)["agent_port"]
+
+
+def read_state(run_dir: Path, role: str, index: int) -> Optional[Dict[str, Any]]:
+    path = run_dir / "state" / ("%s.%d.json" % (role, index))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def child_pid(run_dir: Path, role: str, index: int) -> Optional[int]:
+    state = read_state(run_dir, role, index)
+    return state["pid"]["child"] if state else None
+
+
+def alive(pid: int) -> bool:
+    """True for a live, non-zombie process."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def group_members(pgid: int) -> List[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/stat" % pid, encoding="utf-8") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                found.append(int(pid))
+    return found
+
+
+def stop_agent(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+    if proc.stderr:
+        proc.stderr.close()
+    return proc.returncode
+
+
+def script(body: str) -> List[str]:
+    """argv running a small Python program (never through a shell)."""
+    return [PY, "-c", body]
