@@ -19,7 +19,7 @@ from .supervisor import supervise
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent.pyz", description="areal runtime agent")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="verb", required=True)
     sup = commands.add_parser("supervise", help="run one planned worker until it ends")
     sup.add_argument("--plan", required=True)
     sup.add_argument("--worker", required=True, help="ROLE/INDEX")
@@ -92,9 +92,9 @@ def _status(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "supervise":
+        if args.verb == "supervise":
             return supervise(args.plan, args.worker, args.run_dir, args.log, own_process=True)
-        if args.command == "fork":
+        if args.verb == "fork":
             return _fork(args)
         return _status(args)
     except PlanError as exc:

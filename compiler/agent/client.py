@@ -124,7 +124,12 @@ class GateClient(_JsonClient):
         return self.request("POST", "/gate/enqueue", {})
 
     def try_submit(self) -> bool:
+        """Start one rollout only if the gate has capacity (atomic on the server)."""
         return bool(self.request("POST", "/gate/submit", {})["granted"])
+
+    def submit(self) -> Dict[str, Any]:
+        """Record a `submitted` event unconditionally (the caller checked capacity itself)."""
+        return self.request("POST", "/gate/submit", {"force": True})
 
     def accept(self) -> Dict[str, Any]:
         return self.request("POST", "/gate/accept", {})

@@ -46,12 +46,33 @@ def runtime_settings(plan: Dict[str, Any]) -> Dict[str, Any]:
     return merged
 
 
-def parse_worker_spec(spec: str) -> tuple:
-    """'actor/3' -> ('actor', 3)."""
+def parse_worker_spec(spec: str, environ: Optional[Dict[str, str]] = None) -> tuple:
+    """'actor/3' -> ('actor', 3); 'actor/@SLURM_PROCID' takes the index from that environment variable
+    (a launcher such as srun starts every task with the same argv and tells each its rank in the env)."""
     role, sep, index = spec.rpartition("/")
+    if sep and index.startswith("@") and len(index) > 1:
+        environ = os.environ if environ is None else environ
+        name, index = index[1:], environ.get(index[1:], "")
+        if not index.isdigit():
+            raise PlanError("--worker %s: environment variable %s must hold a worker index, got %r"
+                            % (spec, name, index))
     if not sep or not role or not index.isdigit():
-        raise PlanError("--worker must look like ROLE/INDEX, got %r" % spec)
+        raise PlanError("--worker must look like ROLE/INDEX or ROLE/@ENVVAR, got %r" % spec)
     return role, int(index)
+
+
+def allocated_devices(plan: Dict[str, Any], worker: Dict[str, Any], allocated: str) -> str:
+    """The worker's visibility value on devices a scheduler allocated (AREAL_ALLOCATED_DEVICES, e.g. Slurm's
+    CUDA_VISIBLE_DEVICES of the step): planned device d -> allocated[position of d among the devices of every
+    worker of the same role on the same node]."""
+    given = [item.strip() for item in allocated.split(",") if item.strip()]
+    mine = [int(d) for d in worker.get("devices") or []]
+    role_devices = sorted({int(d) for w in plan["workers"] if w.get("role") == worker.get("role")
+                           and w.get("node") == worker.get("node") for d in w.get("devices") or []})
+    if len(given) < len(role_devices):
+        raise PlanError("AREAL_ALLOCATED_DEVICES=%r has %d device(s) but role %s plans %d on node %s"
+                        % (allocated, len(given), worker.get("role"), len(role_devices), worker.get("node")))
+    return ",".join(given[role_devices.index(d)] for d in mine)
 
 
 def find_worker(plan: Dict[str, Any], role: str, index: int) -> Dict[str, Any]:

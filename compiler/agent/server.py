@@ -110,6 +110,9 @@ def _gate_event(method: str) -> Callable[[Any, Dict[str, Any]], Dict[str, Any]]:
 
 
 def _gate_submit(agent: Any, body: Dict[str, Any]) -> Dict[str, Any]:
+    """try_submit; {"force": true} records an unconditional `submitted` (a caller that checked capacity itself)."""
+    if _field(body, "force", bool, required=False):
+        return dict(_gate(agent).submit(), status="success", granted=True)
     granted, state = _gate(agent).try_submit_state()
     return dict(state, status="success", granted=granted)
 
@@ -133,6 +136,7 @@ ROUTES: Dict[Tuple[str, str], Callable[[Any, Dict[str, Any]], Dict[str, Any]]] =
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # a slow or silent client cannot hold a thread forever
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall per request
     server: "AgentServer"
 
     def do_GET(self) -> None:

@@ -15,13 +15,18 @@ from typing import Any, Callable, Dict, List, Optional
 from .children import Child, ChildTable
 from .client import token_from_env
 from .gate import EventLog, StalenessGate
-from .plan import (PlanError, declared_commands, fill_argv, fill_env, find_worker, http_url, load_plan,
-                   node_host, node_hosts, parse_worker_spec, runtime_settings)
+from .plan import (PlanError, allocated_devices, declared_commands, fill_argv, fill_env, find_worker, http_url,
+                   load_plan, node_host, node_hosts, parse_worker_spec, runtime_settings)
 from .policy import is_declared
 from .procs import (become_subreaper, exit_code, kill_stray_children, reap_orphans, spawn, spawn_error_code,
                     stop_groups)
 from .server import AgentServer, HttpError
 from .state import FAILED, STOPPED, StateFile, state_path
+
+
+def _fork_ports(entry: Dict[str, Any]) -> List[int]:
+    """A start-up fork's planned ports (plan.json `forks[].ports`); [] when the plan leaves them to the agent."""
+    return [int(p) for p in entry.get("ports") or []]
 
 
 class Supervisor:
@@ -43,8 +48,12 @@ class Supervisor:
         ports = [int(p) for p in self.worker.get("ports") or []]
         self.worker_argv = fill_argv(self.worker["argv"], ports, self.hosts)
         self.worker_env = fill_env(self.worker.get("env"), ports, self.hosts)
+        visibility = (plan.get("accelerator") or {}).get("visibility_env")
+        if visibility and self.worker.get("devices") and self.environ.get("AREAL_ALLOCATED_DEVICES"):
+            self.worker_env[visibility] = allocated_devices(  # the scheduler's devices, sliced by plan
+                plan, self.worker, self.environ["AREAL_ALLOCATED_DEVICES"])
         for entry in self.worker.get("forks") or []:  # check every placeholder now: exit 2 before any start
-            dummy = [0] * int(entry.get("port_count", 0))
+            dummy = _fork_ports(entry) or [0] * int(entry.get("port_count", 0))
             fill_argv(entry["argv"], dummy, self.hosts), fill_env(entry.get("env"), dummy, self.hosts)
         self.table = ChildTable(self.host)
         self.main: Optional[Child] = None
@@ -149,7 +158,8 @@ class Supervisor:
     def _start_forks(self) -> None:
         for entry in self.worker.get("forks") or []:
             role, index = entry["role"], int(entry["index"])
-            ports = self.table.alloc_ports(int(entry.get("port_count", 0))) if entry.get("port_count") else []
+            ports = _fork_ports(entry) or (self.table.alloc_ports(int(entry["port_count"]))
+                                           if entry.get("port_count") else [])
             argv, env = fill_argv(entry["argv"], ports, self.hosts), fill_env(entry.get("env"), ports, self.hosts)
             if not self.table.reserve((role, index)):
                 raise PlanError("fork %s/%d is declared twice" % (role, index))
@@ -325,7 +335,7 @@ def supervise(plan_path: str, worker: str, run_dir: str, log_path: Optional[str]
     """Run one planned worker under the agent until it ends; returns its exit code (2: unusable set-up)."""
     try:
         plan = load_plan(plan_path)
-        role, index = parse_worker_spec(worker)
+        role, index = parse_worker_spec(worker, os.environ if environ is None else environ)
         try:
             token = token_from_env(environ)
         except OSError as exc:

@@ -23,5 +23,8 @@ def agents():
         started.append(proc)
         return proc
     yield start
+    for proc in started:  # signal all first so their grace periods overlap
+        if proc.poll() is None:
+            proc.terminate()
     for proc in started:
         stop_agent(proc)
