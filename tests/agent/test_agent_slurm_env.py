@@ -9,7 +9,7 @@ import json
 from agent_helpers import agent_env, make_plan, script, worker
 
 DUMP = ("import json, os, sys; json.dump({'argv': sys.argv[1:], 'cvd': os.environ.get('CUDA_VISIBLE_DEVICES')}, "
-        "open(sys.argv[1], 'w'))")
+        "open(sys.argv[1] + '.tmp', 'w')); os.replace(sys.argv[1] + '.tmp', sys.argv[1])")  # atomic: others poll it
 
 
 def _gpu_plan(path, tmp_path, devices):
@@ -65,7 +65,8 @@ def test_too_few_allocated_devices_exit_2(tmp_path, agents):
 
 def test_startup_fork_gets_its_planned_ports(tmp_path, agents):
     out = tmp_path / "fork.json"
-    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script("import time; time.sleep(1)"))])
+    wait_for_fork = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]):\n    time.sleep(0.05)"
+    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script(wait_for_fork) + [str(out)])])
     data = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
     data["workers"][0]["forks"] = [{"role": "ref", "index": 0, "argv": script(DUMP) + [str(out), "{port1}"],
                                     "env": {}, "ports": [23456, 23457]}]
