@@ -1,0 +1,142 @@
+"""Benchmark of the runtime agent: fork latency, gate decisions/s, the agent's own CPU and memory when idle.
+
+Run by hand: `python tests/bench/bench_agent.py [--seconds 60]`; prints numbers, asserts nothing (not collected)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent"))
+
+from agent_helpers import PY, TOKEN, agent_url, make_plan, script, start_agent, stop_agent, wait_until, worker  # noqa
+from areal_compiler.agent.client import AgentClient, AgentError, GateClient  # noqa: E402
+from areal_compiler.agent.forks import fork_workers  # noqa: E402
+from areal_compiler.agent.gate import StalenessGate  # noqa: E402
+
+SLEEP = script("import time; time.sleep(3600)")
+LISTENER = ("%s -c \"import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); "
+            "s.listen(); time.sleep(3600)\" {port0}" % PY)
+
+
+def _up(url: str) -> bool:
+    client = AgentClient(url, TOKEN)
+    try:
+        return bool(client.health())
+    except AgentError:
+        return False
+    finally:
+        client.close()
+
+
+def _percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def bench_fork(tmp: Path, workers: int, rounds: int, poll: float) -> str:
+    plan_path = make_plan(tmp / ("fork%d.json" % workers), [worker("actor", i, SLEEP) for i in range(workers)],
+                          runtime={"fork_commands": "any"})
+    procs = [start_agent(plan_path, "actor/%d" % i, tmp / "run") for i in range(workers)]
+    try:
+        for i in range(workers):
+            wait_until(lambda: _up(agent_url(plan_path, "actor", i)), what="agent up")
+        plan = json.loads(plan_path.read_text())
+        clients = [AgentClient(agent_url(plan_path, "actor", i), TOKEN) for i in range(workers)]
+        latencies = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            fork_workers(plan, "proxy", "actor", TOKEN, command=LISTENER, poll=poll)
+            latencies.append(time.perf_counter() - started)
+            for i, client in enumerate(clients):
+                client.kill_forked_worker("proxy", i)
+        for client in clients:
+            client.close()
+    finally:
+        for proc in procs:
+            stop_agent(proc)
+    return "fork latency, %d worker(s), poll %.2fs, %d rounds: p50 %.3fs  p99 %.3fs" % (
+        workers, poll, rounds, statistics.median(latencies), _percentile(latencies, 0.99))
+
+
+def _decisions(make_client, seconds: float, threads: int = 8) -> float:
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def loop(slot: int) -> None:
+        gate = make_client()
+        n = 0
+        while time.monotonic() < stop:
+            if gate.try_submit():
+                gate.accept()
+            n += 1
+        counts[slot] = n
+        if hasattr(gate, "close"):
+            gate.close()
+    pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return sum(counts) / seconds
+
+
+def bench_gate(tmp: Path, seconds: float) -> list:
+    shared = StalenessGate(None, 64, 256)  # eval-style: every try_submit is granted, then accepted
+    lines = ["gate decisions/s in-process, 8 threads: %.0f" % _decisions(lambda: shared, seconds)]
+    gate = {"role": "w", "index": 0, "max_head_offpolicyness": None, "max_concurrent_rollouts": 256,
+            "consumer_batch_size": 64, "queue_size": 4096}
+    plan = make_plan(tmp / "gate.json", [worker("w", 0, SLEEP)], gate=gate)
+    proc = start_agent(plan, "w/0", tmp / "gate-run")
+    try:
+        url = agent_url(plan, "w", 0)
+        wait_until(lambda: _up(url), what="agent up")
+        rate = _decisions(lambda: GateClient(url, TOKEN), seconds)
+        lines.append("gate decisions/s over HTTP, 8 keep-alive clients (each decision = submit + accept): %.0f" % rate)
+    finally:
+        stop_agent(proc)
+    return lines
+
+
+def bench_idle(tmp: Path, seconds: float) -> str:
+    plan = make_plan(tmp / "idle.json", [worker("w", 0, ["sleep", "3600"])],
+                     runtime={"heartbeat_interval": 5.0, "hung_after": 30.0})
+    proc = start_agent(plan, "w/0", tmp / "idle-run")
+    try:
+        wait_until(lambda: _up(agent_url(plan, "w", 0)), what="agent up")
+        time.sleep(seconds)
+        with open("/proc/%d/stat" % proc.pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/%d/status" % proc.pid) as handle:
+            hwm = next(line.split()[1] for line in handle if line.startswith("VmHWM"))
+    finally:
+        stop_agent(proc)
+    return "agent supervising idle `sleep` for %.0fs (heartbeat 5s): CPU %.2fs total, max RSS %.1f MiB" % (
+        seconds, cpu, int(hwm) / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="idle supervision time (60)")
+    parser.add_argument("--gate-seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        print(bench_fork(tmp, 1, 20, 0.5))
+        print(bench_fork(tmp, 8, 10, 0.5))
+        print(bench_fork(tmp, 1, 20, 0.05))
+        print(bench_fork(tmp, 8, 10, 0.05))
+        for line in bench_gate(tmp, args.gate_seconds):
+            print(line)
+        print(bench_idle(tmp, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
