@@ -74,10 +74,10 @@ def check_file(path: str, name: str | None = None) -> Checked:
 
 
 def schema_diagnostic(source: Source, err: dict) -> Diagnostic:
-    loc = tuple(part for part in err["loc"] if not _is_union_tag(part))
+    loc = tuple(err["loc"])
     where = ".".join(str(p) for p in loc[:-1]) or "the top level"
     kind = err["type"]
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         key = str(loc[-1])
         if key in MOVED_KEYS:
             code = "E204" if key in TARGET_ONLY else "E201"
@@ -86,7 +86,7 @@ def schema_diagnostic(source: Source, err: dict) -> Diagnostic:
                                      loc, None if code == "E204" else MOVED_KEYS[key], key=True)
         hint = did_you_mean(key, allowed_keys(loc[:-1])) or f"allowed keys: {', '.join(allowed_keys(loc[:-1]))}"
         return source.diagnostic("E201", f"unknown key `{key}` in `{where}`", loc, hint, key=True)
-    if kind == "missing":
+    if kind == "missing" and loc:
         parent = ".".join(str(p) for p in loc[:-1])
         return source.diagnostic("E202", f"missing required key `{loc[-1]}`" + (f" in `{parent}`" if parent else ""),
                                  loc[:-1], f"add `{loc[-1]}:`", key=bool(parent))
@@ -102,10 +102,6 @@ def schema_diagnostic(source: Source, err: dict) -> Diagnostic:
     elif kind == "model_type" or kind == "dict_type":
         hint = "write a mapping here (key: value lines, indented)"
     return source.diagnostic("E203", message, loc, hint)
-
-
-def _is_union_tag(part) -> bool:
-    return isinstance(part, str) and (part in ("int", "str", "float", "bool", "none") or "[" in part)
 
 
 def _lower_first(text: str) -> str:

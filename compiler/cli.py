@@ -12,7 +12,28 @@ OUTPUT = click.option("-o", "--output", "output", type=click.Choice(["text", "js
                       show_default=True, help="Human text, or one JSON envelope on stdout.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
+
+
+class Areal(click.Group):
+    """Turns an unexpected exception (a bug in areal) into one clear line instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last resort for bugs; AREAL_DEBUG shows the traceback
+            import os
+
+            if os.environ.get("AREAL_DEBUG"):
+                raise
+            click.echo(f"internal error (a bug in areal, not in your input): {type(exc).__name__}: {exc}\n"
+                       "rerun with AREAL_DEBUG=1 for the traceback and report it", err=True)
+            sys.exit(INTERNAL_ERROR)
+
+
+@click.group(cls=Areal, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="areal-compile", prog_name="areal")
 def main() -> None:
     """Compile declarative AReaL experiments into Slurm, Kubernetes, Ray and local job artifacts."""
@@ -42,11 +63,14 @@ def validate(files: tuple[str, ...], output: str) -> None:
 
 
 @main.command()
-def schema() -> None:
-    """Print the JSON Schema of the experiment format (for editors and CI)."""
-    from areal_compiler.schema import experiment_schema
+@click.argument("name", type=click.Choice(["experiment", "local-plan"]), default="experiment")
+def schema(name: str) -> None:
+    """Print a JSON Schema: the experiment format (default) or the local launch plan.
 
-    click.echo(json.dumps(experiment_schema(), indent=2, sort_keys=True, ensure_ascii=False))
+    The committed copies live in schemas/; editors pick them up from the examples' first line."""
+    from areal_compiler.schema import schema_text
+
+    click.echo(schema_text(name), nl=False)
 
 
 @main.command()

@@ -163,7 +163,7 @@ def place(exp: Experiment, source: Source, shapes: dict[str, RoleShape], nodes: 
             raise PlanError([source.diagnostic(
                 "E404", f"role `{name}` ({shape.workers} x {shape.devices_per_worker} devices) does not fit on the "
                         "devices the other roles leave free", ("roles", name),
-                "resize the roles so each worker fits on one node")])
+                "resize the roles so each worker fits on one node", key=True)])
         out[name] = slots
     return {n: out[n] for n in placed}
 

@@ -215,8 +215,9 @@ def check_budget(source: Source, exp: Experiment, acc: Accelerator, shapes: dict
         if per_node == 0 and shape.devices:
             out.append(source.diagnostic("E403", f"role `{name}` asks for {shape.devices} devices on CPU nodes",
                                          path, "use a GPU accelerator type, or gpu: 0"))
-        elif shape.kind == "inference" and shape.devices_per_worker > per_node:
-            size = shape.allocation.dims.t * shape.allocation.dims.p
+        elif shape.kind == "inference" and _instance_size(shape) > per_node and (
+                shape.backend == "vllm" or _instance_size(shape) % per_node):
+            size = _instance_size(shape)
             if shape.backend == "vllm":
                 out.append(source.diagnostic("E406", f"a vLLM instance must fit one node: t*p = {size} > {per_node}",
                                              path, f"use t*p <= {per_node}, or more instances (d)"))
@@ -246,6 +247,10 @@ def check_budget(source: Source, exp: Experiment, acc: Accelerator, shapes: dict
         out.append(source.diagnostic("W401", f"roles share devices: {used} requested on {total} "
                                              "(allow_device_sharing)", ("compute", "allow_device_sharing"),
                                      "make sure the roles offload memory", severity="warning"))
+
+
+def _instance_size(shape: RoleShape) -> int:
+    return shape.allocation.dims.t * shape.allocation.dims.p
 
 
 def check_env(source: Source, exp: Experiment, out: list) -> None:

@@ -1,16 +1,29 @@
-"""JSON Schemas generated from the models: the experiment format (and, with the plan, the local plan).
+"""JSON Schemas generated from the models: the experiment format and the local launch plan.
 
 Called by `areal schema` and by the test that keeps schemas/*.json in step with the models."""
 from __future__ import annotations
 
-from areal_compiler.spec.models import Experiment
+BASE_ID = "https://github.com/areal-project/areal-compile/schemas/"
+SCHEMAS = ("experiment", "local-plan")
 
-SCHEMA_ID = "https://github.com/areal-project/areal-compile/schemas/experiment.schema.json"
+
+def schema(name: str) -> dict:
+    if name == "experiment":
+        from areal_compiler.spec.models import Experiment as model
+
+        title = "AReaL experiment (areal compile)"
+    else:
+        from areal_compiler.targets.local import LaunchPlan as model
+
+        title = "Local launch plan (areal compile --target local)"
+    out = model.model_json_schema()
+    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    out["$id"] = f"{BASE_ID}{name}.schema.json"
+    out["title"] = title
+    return out
 
 
-def experiment_schema() -> dict:
-    schema = Experiment.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = SCHEMA_ID
-    schema["title"] = "AReaL experiment (areal compile)"
-    return schema
+def schema_text(name: str) -> str:
+    import json
+
+    return json.dumps(schema(name), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -109,7 +109,13 @@ def load_text(text: str, name: str) -> Source:
         raise _fail(name, "E104", "empty file", "an experiment needs at least experiment_name, trial_name, "
                                                 "compute and roles")
     _check_depth(text, name)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise _fail(name, "E103", f"control character U+{exc.character:04X} is not allowed in YAML",
+                    "remove it (is this a binary file?)", Span(line, col), text) from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -142,8 +148,8 @@ def _check_depth(text: str, name: str) -> None:
                                 Span(mark.line + 1, mark.column + 1), text)
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-    except yaml.MarkedYAMLError:
-        return  # the composer reports syntax errors with their position
+    except yaml.YAMLError:
+        return  # the loader reports syntax errors with their position
 
 
 class _Walker:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-TARGETS = ("local", "slurm")  # kubernetes and ray slot in here as one module each
+TARGETS = ("local",)  # slurm, kubernetes and ray slot in here as one module each
 
 
 @dataclass(frozen=True)

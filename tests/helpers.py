@@ -1,0 +1,47 @@
+"""Shared test helpers: write an experiment, check it, run the CLI as a real process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+BASE = """\
+experiment_name: exp
+trial_name: t0
+compute:
+  accelerator: GPU_8xH100
+  num_accelerators: 8
+roles:
+  rollout:
+    backend: "sglang:d4"
+    cmd: python3 -m rollout
+  actor:
+    backend: "fsdp:d4"
+    cmd: python3 -m train
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def located(path: Path) -> list[tuple[str, int, int]]:
+    """(code, line, col) of every diagnostic of a file, as the validator reports them."""
+    from areal_compiler.check import check_file
+
+    return [(d.code, d.span.line if d.span else 0, d.span.col if d.span else 0)
+            for d in check_file(str(path)).diagnostics]
+
+
+def areal(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 60,
+          input: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a real process (`python -m areal_compiler`), as a user would."""
+    return subprocess.run([sys.executable, "-m", "areal_compiler", *args], cwd=cwd, env=env, capture_output=True,
+                          timeout=timeout, input=input)

@@ -1,0 +1,69 @@
+"""The `areal` command line as a user runs it: exit codes, messages, JSON envelopes, start-up imports."""
+from __future__ import annotations
+
+import json
+import sys
+
+from helpers import BASE, EXAMPLES, ROOT, areal, write
+
+
+def test_validate_examples_from_another_directory(tmp_path):
+    result = areal("validate", *map(str, EXAMPLES), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"{len(EXAMPLES)} files valid" in result.stderr.decode() + result.stdout.decode()
+
+
+def test_misspelled_key_shows_position_and_hint(tmp_path):
+    path = write(tmp_path, BASE.replace("num_accelerators: 8", "num_accelerator: 8"))
+    result = areal("validate", str(path))
+    err = result.stderr.decode()
+    assert result.returncode == 1
+    assert f"{path}:5:3: error[E201]: unknown key `num_accelerator` in `compute`" in err
+    assert "did you mean `num_accelerators`" in err
+    assert "^^^^^^^^^^^^^^^" in err  # the caret under the key
+    assert "Traceback" not in err
+
+
+def test_unknown_accelerator_suggests_exact_name(tmp_path):
+    path = write(tmp_path, BASE.replace("GPU_8xH100", "gpu_8xh100"))
+    err = areal("validate", str(path)).stderr.decode()
+    assert "unknown accelerator type `gpu_8xh100`" in err and "did you mean `GPU_8xH100`?" in err
+
+
+def test_json_envelope(tmp_path):
+    bad = write(tmp_path, BASE.replace("trial_name: t0", "trial_name: t-0"))
+    result = areal("validate", "-o", "json", str(bad), str(EXAMPLES[0]))
+    assert result.returncode == 1
+    envelope = json.loads(result.stdout)
+    assert envelope["v"] == 1 and "T" in envelope["ts"] and envelope["ts"][-6] in "+-"
+    files = envelope["data"]["files"]
+    assert [f["valid"] for f in files] == [False, True]
+    assert files[0]["diagnostics"][0] == {"code": "E422", "severity": "error", "file": str(bad), "line": 2,
+                                          "col": 13, "hint": "e.g. trial0",
+                                          "message": "trial_name `t-0` must be lower-case letters and digits only "
+                                                     "(no `-`, `_` or `/`)"}
+
+
+def test_usage_error_exits_2():
+    assert areal("validate").returncode == 2
+    assert areal("compile", str(EXAMPLES[0]), "--target", "nomad").returncode == 2
+
+
+def test_help_and_validate_import_nothing_heavy(tmp_path):
+    code = ("import sys; from areal_compiler.cli import main\n"
+            "try:\n    main([{args}])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('kubernetes', 'ray', 'jinja2', 'jsonschema') if m in sys.modules]\n"
+            "print('HEAVY=' + ','.join(heavy), file=sys.stderr)")
+    import subprocess
+
+    for args in ("'--help'", f"'validate', {str(EXAMPLES[0])!r}"):
+        out = subprocess.run([sys.executable, "-c", code.format(args=args)], capture_output=True, text=True,
+                             cwd=ROOT)
+        assert "HEAVY=\n" in out.stderr, (args, out.stderr)
+
+
+def test_catalog_json():
+    data = json.loads(areal("catalog", "-o", "json").stdout)["data"]["accelerators"]
+    h100 = next(a for a in data if a["name"] == "GPU_8xH100")
+    assert h100["devices_per_node"] == 8 and h100["visibility_env"] == "CUDA_VISIBLE_DEVICES"
+    assert any(a["visibility_env"] == "ASCEND_RT_VISIBLE_DEVICES" for a in data)

@@ -1,0 +1,111 @@
+"""The plan: placement, colocation forks, ports, the worker environment contract, the gate."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from helpers import BASE, EXAMPLES, ROOT, areal, write
+from areal_compiler.pipeline import plan_file
+
+
+def plan_of(path):
+    result = plan_file(str(path))
+    assert result.ok, [d.render() for d in result.diagnostics]
+    return result.plan
+
+
+def test_two_node_example_fills_every_device_exactly_once():
+    plan = plan_of(ROOT / "examples" / "two-node-decoupled.yaml")
+    used = Counter((w.node, d) for w in plan.workers for d in w.devices)
+    assert set(used) == {(n, d) for n in range(2) for d in range(8)}
+    assert set(used.values()) == {1}
+
+
+def test_areal_plan_text_shows_every_device():
+    out = areal("plan", str(ROOT / "examples" / "two-node-decoupled.yaml")).stdout.decode()
+    for node in (0, 1):
+        section = out.split(f"node {node}\n")[1].split("\nnode ")[0]
+        devices = [line for line in section.splitlines() if line.strip().startswith("device")]
+        assert len(devices) == 8 and all("(free)" not in line for line in devices)
+        assert all(len(line.split()) == 3 for line in devices)  # "device N role/i": one worker each
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_no_device_is_used_twice_and_ports_are_unique(example):
+    plan = plan_of(example)
+    if not any(r.colocated_with is None and r.workers and plan.accelerator["devices_per_node"]
+               for r in plan.roles.values()):
+        return
+    if not plan.model_dump().get("allow_device_sharing"):
+        used = Counter((w.node, d) for w in plan.workers for d in w.devices)
+        assert max(used.values()) == 1
+    ports = [p for w in plan.workers for p in [*w.ports, w.agent_port, *(q for f in w.forks for q in f.ports)]]
+    assert len(ports) == len(set(ports))
+
+
+def test_colocated_ref_is_forked_onto_every_actor_worker():
+    plan = plan_of(ROOT / "examples" / "single-node-colocated-ref.yaml")
+    actors = [w for w in plan.workers if w.role == "actor"]
+    assert [f.role for w in actors for f in w.forks] == ["ref"] * 4
+    assert [f.index for w in actors for f in w.forks] == [0, 1, 2, 3]
+    ref0 = actors[0].forks[0]
+    assert ref0.argv == actors[0].argv  # no cmd of its own: the target's command
+    assert ref0.env["MASTER_PORT"] == str(ref0.ports[1]) != actors[0].env["MASTER_PORT"]
+    assert "ref" not in {w.role for w in plan.workers}
+
+
+def test_fork_false_role_has_no_processes():
+    plan = plan_of(ROOT / "examples" / "rollout-proxy.yaml")
+    assert plan.roles["eval-rollout"].workers == 0
+    assert all(f.role != "eval-rollout" for w in plan.workers for f in w.forks)
+    proxy = [f for w in plan.workers for f in w.forks if f.role == "proxy-rollout"]
+    assert proxy[0].argv[:3] == ["python3", "-m", "areal.experimental.openai.proxy.proxy_rollout_server"]
+
+
+def test_environment_contract(tmp_path):
+    plan = plan_of(ROOT / "examples" / "two-node-decoupled.yaml")
+    actor3 = plan.worker("actor", 3)
+    env = actor3.env
+    assert env["AREAL_ROLE"] == "actor" and env["AREAL_WORKER_INDEX"] == "3"
+    assert env["RANK"] == "3" and env["WORLD_SIZE"] == "8" and env["LOCAL_RANK"] == "3"
+    assert env["MASTER_ADDR"] == "{host1}" and env["MASTER_PORT"] == str(plan.worker("actor", 0).ports[1])
+    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["AREAL_NODE_RANK"] == "1"
+    assert env["AREAL_ADDRS_ROLLOUT"].split(",")[1] == f"{{host0}}:{plan.worker('rollout', 1).ports[0]}"
+    gate_worker = plan.worker(plan.gate.role, plan.gate.index)
+    assert env["AREAL_GATE_URL"] == f"http://{{host{gate_worker.node}}}:{gate_worker.agent_port}"
+    assert plan.worker("rollout", 2).env["CUDA_VISIBLE_DEVICES"] == "4,5"
+    assert actor3.secret_files == {"WANDB_API_KEY": "/shared/secrets/wandb_api_key"}
+    assert "WANDB_API_KEY" not in json.dumps(actor3.env)
+
+
+def test_multi_node_sglang_instance(tmp_path):
+    text = BASE.replace('"sglang:d4"', '"sglang:d1t16"').replace("num_accelerators: 8", "num_accelerators: 24") \
+        .replace('"fsdp:d4"', '"fsdp:d8"')
+    plan = plan_of(write(tmp_path, text))
+    rollout = [w for w in plan.workers if w.role == "rollout"]
+    assert [(w.node, len(w.devices), w.env["AREAL_INSTANCE_NODE_RANK"]) for w in rollout] == [(0, 8, "0"), (1, 8, "1")]
+
+
+def test_small_roles_are_packed_without_overlap(tmp_path):
+    text = BASE.replace('"sglang:d4"', '"sglang:d2t3"').replace('"fsdp:d4"', '"fsdp:d2"')
+    plan = plan_of(write(tmp_path, text))
+    assert [(w.role, w.node, w.devices) for w in plan.workers] == [
+        ("rollout", 0, [0, 1, 2]), ("rollout", 0, [3, 4, 5]), ("actor", 0, [6]), ("actor", 0, [7])]
+
+
+def test_unpackable_roles_are_a_located_error(tmp_path):
+    # 5 + 5 + 3x2 = 16 devices on two nodes of 8, but the third role's last worker fits nowhere.
+    text = BASE.replace("num_accelerators: 8", "num_accelerators: 16").replace('"sglang:d4"', '"sglang:d1t5"') \
+        .replace('"fsdp:d4"', '"sglang:d1t5"') + '  gen:\n    backend: "sglang:d3t2"\n    cmd: python3 -m gen\n'
+    result = plan_file(str(write(tmp_path, text)))
+    assert not result.ok
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [("E404", 13)]
+
+
+def test_plan_json_and_svg(tmp_path):
+    data = json.loads(areal("plan", "-o", "json", str(EXAMPLES[0])).stdout)["data"]
+    assert data["plan_version"] == 1 and data["workers"]
+    svg = areal("plan", "--format", "svg", str(ROOT / "examples" / "ppo-critic.yaml")).stdout.decode()
+    assert svg.startswith("<svg") and svg.count("<rect") >= 16 and "+critic/0" in svg
