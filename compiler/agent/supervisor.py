@@ -60,6 +60,7 @@ class Supervisor:
         self.gate, self._gate_log, self.gate_url = None, None, self._find_gate_url()
         self._spawns: "queue.Queue[tuple]" = queue.Queue()
         self._spawner: Optional[threading.Thread] = None
+        self._spawned: Dict[int, Any] = {}  # every child ever started (touched by the spawner thread only)
         self._stop_signal: Optional[int] = None
         self._closing = False
         self._stopped = threading.Event()
@@ -148,6 +149,7 @@ class Supervisor:
         env = self._child_env([self.worker_env], beat_file)
         try:
             self.main.proc = spawn(self.worker_argv, env, self.log_path)
+            self._spawned[self.main.proc.pid] = self.main.proc
         except OSError as exc:
             self.log("cannot start %s: %s" % (self.worker_argv[0], exc))
             state.finish(FAILED, spawn_error_code(exc))
@@ -208,8 +210,10 @@ class Supervisor:
         return main_code
 
     def _known(self) -> Dict[int, Any]:
-        procs = [c.proc for c in self.table.children()] + ([self.main.proc] if self.main else [])
-        return {p.pid: p for p in procs if p is not None}
+        """Our own unreaped children (also those a request thread is killing right now): not orphans."""
+        for pid in [pid for pid, proc in self._spawned.items() if proc.returncode is not None]:
+            del self._spawned[pid]
+        return dict(self._spawned)
 
     def _beat_loop(self) -> None:
         interval = float(self.runtime["heartbeat_interval"])
@@ -276,6 +280,7 @@ class Supervisor:
         except OSError as exc:
             state.finish(FAILED, spawn_error_code(exc))
             raise HttpError(400, "cannot start %s: %s" % (argv[0], exc)) from None
+        self._spawned[child.proc.pid] = child.proc
         state.started(child.proc.pid)
         self.table.release((role, index), child)
         return child

@@ -129,6 +129,7 @@ def test_declared_fork_runs_then_kill_stops_it(agent):
     wait_until(lambda: not alive(reply["pid"]), timeout=3, what="forked child gone")
     state = json.loads((agent["run"] / "state" / "ref.3.json").read_text(encoding="utf-8"))
     assert state["status"] == "stopped" and state["kind"] == "forked"
+    assert state["exit_code"] == 128 + 15  # its own status, not stolen by the agent's orphan reaper
     with pytest.raises(AgentError) as info:
         client.kill_forked_worker("ref", 3)
     assert info.value.status == 404
