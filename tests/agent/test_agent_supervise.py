@@ -159,3 +159,14 @@ def test_forked_children_stop_with_the_worker(tmp_path, agents):
     assert not alive(fork_pid)
     assert read_state(run, "ref", 0)["status"] == "stopped"
     assert (run / "logs" / "ref" / "0.log").exists()
+
+
+def test_descendant_that_left_the_group_is_killed_and_reaped(tmp_path, agents):
+    pid_file = tmp_path / "grandchild.pid"
+    body = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], "
+            "start_new_session=True); open(%r, 'w').write(str(p.pid)); time.sleep(0.5)" % str(pid_file))
+    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script(body))])
+    proc = agents(plan, "w/0", tmp_path / "run")
+    assert proc.wait(20) == 0
+    grandchild = int(pid_file.read_text())
+    assert not alive(grandchild)  # re-parented to the agent (subreaper), killed at stop, not a zombie
