@@ -1,0 +1,194 @@
+"""The Slurm target against the REAL two-node test cluster (tests/slurm/cluster.sh): compile, submit, wait, inspect.
+
+Jobs that really run ask for 1 CPU and 1 GB per worker (the machine has two cores). The fileroot is the test's
+tmp_path: every step can write it (the daemons run as root on this one machine)."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+
+from areal_compiler.pipeline import compile_file
+from areal_compiler.runs import slurm as runs_slurm
+
+pytestmark = pytest.mark.slurm
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+REPORT = Path(__file__).resolve().parent / "programs" / "report.py"
+CAPACITY = {"nodes": 2, "cpus": 96, "mem_gb": 1500000 // 1024, "gpus": 8, "partitions": {None, "gpu"}}
+
+
+def _experiment(tmp_path: Path, rollout_args: str = "", actor_args: str = "") -> Path:
+    """16 GPUs over 2 nodes: rollout (2 x 4 GPUs) on one node, actor (8 x 1 GPU) on the other, and ref forked
+    beside every actor worker on the actor's devices. Every process records itself with report.py."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = f"python3 {shlex.quote(str(REPORT))}"
+    spec = f"{{cpu: 1, mem: 1, env_vars: {{REPORT_OUT: {json.dumps(str(out))}}}}}"
+    text = f"""\
+experiment_name: slurm-it
+trial_name: t0
+compute: {{accelerator: GPU_8xH100, num_accelerators: 16}}
+fileroot: {json.dumps(str(tmp_path / "root"))}
+roles:
+  rollout:
+    backend: "sglang:d2t4"
+    cmd: {json.dumps(f"{cmd} {rollout_args}".strip())}
+    scheduling_spec: {spec}
+  actor:
+    backend: "fsdp:d8"
+    cmd: {json.dumps(f"{cmd} --wait-for ref {actor_args}".strip())}
+    scheduling_spec: {spec}
+  ref:
+    backend: "fsdp:d8"
+    cmd: {json.dumps(cmd)}
+    scheduling_strategy: {{type: colocation, target: actor}}
+    scheduling_spec: {{cpu: 1, mem: 1}}
+runtime: {{grace_period: 2}}
+slurm: {{partition: gpu, time: "00:10:00"}}
+"""
+    path = tmp_path / "exp.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _compile(path: Path, out: Path):
+    result = compile_file(str(path), ("slurm",))
+    assert result.ok, [str(d) for d in result.diagnostics]
+    out.mkdir(parents=True, exist_ok=True)
+    for name, artifact in result.artifacts.items():
+        target = out / name.split("/", 1)[1]
+        target.write_bytes(artifact.content)
+        if artifact.executable:
+            target.chmod(0o755)
+    return result.plan, out
+
+
+def _records(tmp_path: Path) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json")}
+
+
+def _batch_log(submitted: dict) -> str:
+    return "\n".join(Path(p).read_text(errors="replace") for p in submitted["batch_logs"] if Path(p).is_file())
+
+
+def test_job_completes_with_every_worker_where_planned(slurm_cluster, tmp_path):
+    plan, target = _compile(_experiment(tmp_path), tmp_path / "slurm")
+    submitted = runs_slurm.submit(target, env=slurm_cluster.env)
+    state, exit_code = slurm_cluster.wait_job(submitted["job_id"], timeout=120)
+    assert (state, exit_code) == ("COMPLETED", "0:0"), _batch_log(submitted)
+    status = runs_slurm.status(submitted["job_id"], env=slurm_cluster.env)
+    assert (status["state"], status["exit_code"], status["outcome"]) == ("COMPLETED", 0, "completed")
+    assert [c["name"] for c in status["components"]] == ["slurm-it_t0:rollout", "slurm-it_t0:actor"]
+
+    records = _records(tmp_path)
+    expected = {f"{w.role}.{w.index}" for w in plan.workers} | {f"ref.{i}" for i in range(8)}
+    assert set(records) == expected
+    for w in plan.workers:
+        rec = records[f"{w.role}.{w.index}"]
+        assert rec["procid"] == str(w.index)  # the srun task that ran worker i has rank i
+        assert rec["argv"][-2:] == ["--port", str(w.ports[0])]
+        # each node's whole 8-GPU allocation is 0..7 on the test cluster, so the mapping is the planned indices
+        assert rec["cvd"] == ",".join(str(d) for d in w.devices), rec
+        assert rec["host"] == "127.0.0.1"
+        fork = records.get(f"ref.{w.index}") if w.role == "actor" else None
+        if fork is not None:  # the forked ref shares its actor's devices and node
+            assert (fork["cvd"], fork["node"]) == (rec["cvd"], rec["node"])
+    assert records["rollout.0"]["node"] == records["rollout.1"]["node"]
+    assert {records[f"actor.{i}"]["node"] for i in range(8)} == {"node1", "node2"} - {records["rollout.0"]["node"]}
+
+    logs = runs_slurm.log_paths(Path(submitted["run_dir"]))
+    assert set(logs["workers"]) == {f"{w.role}/{w.index}" for w in plan.workers} | {f"ref/{i}" for i in range(8)}
+    assert "ends with exit code 0" in _batch_log(submitted)
+
+
+def test_failing_worker_fails_the_job_with_its_exit_code(slurm_cluster, tmp_path):
+    # actor/1 exits 3; the rollouts would sleep for 5 minutes unless the script stops them
+    _, target = _compile(_experiment(tmp_path, rollout_args="--sleep 300", actor_args="--fail-index 1 --exit-code 3"),
+                         tmp_path / "slurm")
+    submitted = runs_slurm.submit(target, env=slurm_cluster.env)
+    state, exit_code = slurm_cluster.wait_job(submitted["job_id"], timeout=120)
+    assert (state, exit_code) == ("FAILED", "3:0"), _batch_log(submitted)
+    status = runs_slurm.status(submitted["job_id"], env=slurm_cluster.env)
+    assert (status["exit_code"], status["outcome"]) == (3, "failed")
+    log = _batch_log(submitted)
+    assert re.search(r"step actor failed \(srun exit code \d+, first failed worker's exit code 3\): stopping the other "
+                     r"steps", log), log
+    state_dir = Path(submitted["run_dir"]) / "state"
+    rollout = json.loads((state_dir / "rollout.0.json").read_text())
+    assert rollout["status"] == "stopped", rollout  # stopped by the script, not finished by itself
+
+
+def test_stop_cancels_a_running_job(slurm_cluster, tmp_path):
+    _, target = _compile(_experiment(tmp_path, rollout_args="--sleep 300", actor_args="--sleep 300"),
+                         tmp_path / "slurm")
+    submitted = runs_slurm.submit(target, env=slurm_cluster.env)
+    job_id = submitted["job_id"]
+    slurm_cluster.wait_state(job_id, {"RUNNING"}, timeout=60)
+    deadline = time.monotonic() + 60  # wait until every worker has started (so the stop hits running agents)
+    while len(_records(tmp_path)) < 18 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(_records(tmp_path)) == 18, _batch_log(submitted)
+    assert runs_slurm.stop(job_id, env=slurm_cluster.env)["cancel_requested"]
+    state, _ = slurm_cluster.wait_job(job_id, timeout=120)
+    assert state == "CANCELLED"
+    status = runs_slurm.status(job_id, env=slurm_cluster.env)
+    assert (status["state"], status["outcome"]) == ("CANCELLED", "stopped")
+
+
+def _requests(script: str) -> list[dict]:
+    """Per component: the #SBATCH options as a dict (flags map to None)."""
+    comps = [{}]
+    for line in script.splitlines():
+        if line == "#SBATCH hetjob":
+            comps.append({})
+        elif line.startswith("#SBATCH --"):
+            key, _, value = line[len("#SBATCH --"):].partition("=")
+            comps[-1][key] = value or None
+    return comps
+
+
+def _fits(comps: list[dict]) -> bool:
+    total_nodes = 0
+    for c in comps:
+        nodes, tasks, cpus = int(c["nodes"]), int(c["ntasks"]), int(c["cpus-per-task"])
+        per_node_tasks = -(-tasks // nodes)
+        gres = c.get("gres")
+        if c.get("partition") not in CAPACITY["partitions"] or (gres and not gres.startswith("gpu:")):
+            return False
+        if per_node_tasks * cpus > CAPACITY["cpus"] or int(c["mem"].rstrip("G")) > CAPACITY["mem_gb"]:
+            return False
+        if gres and int(gres.rsplit(":", 1)[1]) > CAPACITY["gpus"]:
+            return False
+        total_nodes += nodes
+    return total_nodes <= CAPACITY["nodes"]
+
+
+def test_test_only_accepts_the_examples_that_fit(slurm_cluster, tmp_path):
+    judged = []
+    for example in EXAMPLES:
+        _, target = _compile(example, tmp_path / example.stem)
+        if not _fits(_requests((target / "job.sbatch").read_text())):
+            continue
+        verdict = runs_slurm.submit(target, test_only=True, env=slurm_cluster.env)
+        assert verdict["accepted"] and re.search(r"Job \d+ to start", verdict["verdict"]), (example, verdict)
+        judged.append(example.stem)
+    assert {"two-node-decoupled", "cpu-dev"} <= set(judged), judged
+
+
+def test_test_only_rejects_three_nodes_with_slurms_message(slurm_cluster, tmp_path):
+    text = (EXAMPLES[0].parent / "two-node-decoupled.yaml").read_text()
+    # --test-only judges each het component on its own (1 + 2 nodes would pass): the actor alone needs 3 nodes
+    text = text.replace("num_accelerators: 16", "num_accelerators: 32").replace('"fsdp:d8"', '"fsdp:d24"')
+    path = tmp_path / "four-nodes.yaml"
+    path.write_text(text)
+    _, target = _compile(path, tmp_path / "slurm")
+    assert [c["nodes"] for c in _requests((target / "job.sbatch").read_text())] == ["1", "3"]
+    with pytest.raises(runs_slurm.SlurmError) as err:
+        runs_slurm.submit(target, test_only=True, env=slurm_cluster.env)
+    assert err.value.code == "sbatch_rejected"
+    assert "Requested node configuration is not available" in err.value.message
