@@ -97,8 +97,11 @@ def canonical_json(data) -> str:
 
 
 def experiment_sha256(exp: Experiment) -> str:
-    """Hash of the normalized experiment (defaults filled, key order fixed): the root of every stable id."""
-    return hashlib.sha256(canonical_json(exp.model_dump(mode="json")).encode()).hexdigest()
+    """Hash of the normalized experiment: the root of every stable id.
+
+    Normalized = parsed, key order fixed, values equal to their defaults left out; so writing a default
+    explicitly changes nothing, and a later version adding a defaulted field keeps every id."""
+    return hashlib.sha256(canonical_json(exp.model_dump(mode="json", exclude_defaults=True)).encode()).hexdigest()
 
 
 class PlanError(Exception):
@@ -188,8 +191,9 @@ def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:
     s = exp.staleness
     if s is None:
         return None
-    owners = [n for n, sh in shapes.items() if sh.is_placed and sh.kind == "training"] or \
-             [n for n, sh in shapes.items() if sh.is_placed]
+    owners = [s.gate_role] if s.gate_role else \
+        [n for n, sh in shapes.items() if sh.is_placed and sh.kind == "training"] or \
+        [n for n, sh in shapes.items() if sh.is_placed]
     mcr = s.max_concurrent_rollouts if s.max_concurrent_rollouts is not None else s.consumer_batch_size
     queue = s.queue_size if s.queue_size is not None else 16 * max(1, mcr)
     return Gate(role=owners[0], index=0, max_head_offpolicyness=s.max_head_offpolicyness,

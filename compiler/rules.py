@@ -283,6 +283,10 @@ def check_staleness(source: Source, exp: Experiment, shapes: dict[str, RoleShape
         value = getattr(s, field)
         if value is not None and value < 0:
             out.append(source.diagnostic("E460", f"{field} must not be negative, got {value}", ("staleness", field)))
+    if s.gate_role is not None and (s.gate_role not in shapes or not shapes[s.gate_role].is_placed):
+        out.append(source.diagnostic("E462", f"gate_role `{s.gate_role}` must be a role with its own workers "
+                                             "(not colocated)", ("staleness", "gate_role"),
+                                     did_you_mean(s.gate_role, [n for n, sh in shapes.items() if sh.is_placed])))
     mcr = s.max_concurrent_rollouts if s.max_concurrent_rollouts is not None else s.consumer_batch_size
     if s.queue_size is not None and s.queue_size < s.consumer_batch_size:
         out.append(source.diagnostic("E461", f"queue size is too small: {s.queue_size} < consumer_batch_size "

@@ -109,3 +109,12 @@ def test_plan_json_and_svg(tmp_path):
     assert data["plan_version"] == 1 and data["workers"]
     svg = areal("plan", "--format", "svg", str(ROOT / "examples" / "ppo-critic.yaml")).stdout.decode()
     assert svg.startswith("<svg") and svg.count("<rect") >= 16 and "+critic/0" in svg
+
+
+def test_experiment_hash_ignores_spelled_out_defaults_and_key_order(tmp_path):
+    spelled = BASE.replace("  num_accelerators: 8\n", "  num_accelerators: 8\n  allow_device_sharing: false\n")
+    reordered = BASE.replace("experiment_name: exp\ntrial_name: t0\n", "trial_name: t0\nexperiment_name: exp\n")
+    changed = BASE.replace("python3 -m train", "python3 -m train2")
+    sha = [plan_of(write(tmp_path, t, f"{i}.yaml")).experiment_sha256
+           for i, t in enumerate([BASE, spelled, reordered, changed])]
+    assert sha[0] == sha[1] == sha[2] != sha[3]

@@ -20,6 +20,7 @@ CASES = {
     "missing key": (sub("trial_name: t0\n", ""), ("E202", 1, 1)),
     "wrong type (string for int)": (sub("num_accelerators: 8", 'num_accelerators: "8"'), ("E203", 5, 21)),
     "bad literal": (BASE + "    scheduling_strategy: {type: colocate}\n", ("E203", 13, 33)),
+    "no roles": (BASE[:BASE.index("roles:")] + "roles: {}\n", ("E203", 6, 8)),
     "slurm key in scheduling_spec": (BASE + "    scheduling_spec: {nodelist: n1}\n", ("E204", 13, 23)),
     "unquoted time is a number": (BASE + "slurm: {time: 24:00:00}\n", ("E203", 13, 15)),
     # catalog and budget
@@ -85,6 +86,8 @@ CASES = {
                            ("E460", 13, 37)),
     "queue too small": (BASE + "staleness: {max_head_offpolicyness: 1, consumer_batch_size: 8, queue_size: 4}\n",
                         ("E461", 13, 76)),
+    "gate role unknown": (BASE + "staleness: {max_head_offpolicyness: 1, consumer_batch_size: 8, gate_role: actr}\n",
+                          ("E462", 13, 75)),
     "hung_after not above heartbeat": (BASE + "runtime: {heartbeat_interval: 5, hung_after: 5}\n", ("E470", 13, 46)),
     "base_port too low": (BASE + "runtime: {base_port: 80}\n", ("E471", 13, 22)),
     "slurm version format": (BASE + "slurm: {version: \"22\"}\n", ("E480", 13, 18)),

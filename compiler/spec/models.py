@@ -104,6 +104,8 @@ class Staleness(Strict):
     consumer_batch_size: int
     max_concurrent_rollouts: int | None = Field(None, description="Defaults to consumer_batch_size.")
     queue_size: int | None = Field(None, description="Defaults to 16 x max_concurrent_rollouts.")
+    gate_role: str | None = Field(None, description="The role whose worker 0's agent serves the gate; defaults "
+                                                    "to the first training role, else the first role.")
 
 
 class Runtime(Strict):
@@ -123,7 +125,7 @@ class Experiment(Strict):
     compute: Compute
     image: str | None = Field(None, description="Default container image of every role.")
     fileroot: str = Field("/tmp/areal/experiments", description="Shared directory for run state and logs.")
-    roles: dict[str, Role]
+    roles: dict[str, Role] = Field(min_length=1, description="Role name -> role (at least one).")
     secrets: dict[str, Secret] = Field(default_factory=dict,
                                        description="Environment variable name -> where its value lives.")
     staleness: Staleness | None = None
