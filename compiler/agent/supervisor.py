@@ -123,17 +123,20 @@ class Supervisor:
             become_subreaper()
         beats = threading.Thread(target=self._beat_loop, name="agent-heartbeat", daemon=True)
         code: Optional[int] = None
+        serving = False
         try:
-            server.start()
             beats.start()
             self._start_forks()
             code = self._start_worker()
-            if code is None:
+            if code is None:  # the socket listens since _listen(): early callers wait in its backlog
+                server.start()
+                serving = True
                 self._watch()
         finally:
             main_code = self._shutdown()
             self._stopped.set()
-            server.shutdown()
+            if serving:
+                server.shutdown()
             server.server_close()
             beats.join()
             if self._gate_log is not None:
