@@ -46,7 +46,8 @@ class Child:
         if self.proc is None or self.proc.poll() is None:
             return None
         code = exit_code(self.proc.returncode)
-        self.state.finish(COMPLETED if code == 0 else FAILED, code)
+        signal = -self.proc.returncode if self.proc.returncode < 0 else None
+        self.state.finish(COMPLETED if code == 0 else FAILED, code, signal)
         return code
 
     def describe(self, host: str) -> Dict[str, Any]:

@@ -99,13 +99,17 @@ class StateFile:
                 self._data["worker_heartbeat"] = {"last": iso(worker_beat_epoch), "last_epoch": worker_beat_epoch}
             self._write()
 
-    def finish(self, status: str, exit_code: Optional[int]) -> None:
-        """Record a terminal status once; later calls keep the first one."""
+    def finish(self, status: str, exit_code: Optional[int], signal: Optional[int] = None) -> None:
+        """Record a terminal status once; later calls keep the first one.
+
+        `signal`: the process died from this signal without the agent asking (kill -9, a segfault)."""
         with self._lock:
             if self._data["status"] in TERMINAL:
                 return
             now = time.time()
             self._data.update(status=status, exit_code=exit_code, finished_at=iso(now))
+            if signal is not None:
+                self._data["signal"] = signal
             self._write()
 
     def _write(self) -> None:
@@ -136,7 +140,8 @@ def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
     """healthy / hung / crashed from a running state; terminal statuses pass through.
 
     crashed = the state says running but the agent (the process that writes it) is dead, so nobody will ever
-    finish it. A worker killed under a live agent is finished by the agent as `failed` with 128+signal."""
+    finish it; or the worker died from a signal the agent did not send (recorded as `failed` with 128+signal
+    and `signal`). An orderly stop is `stopped`."""
     now = time.time() if now is None else now
     status = data.get("status")
     result = {"role": data.get("role"), "index": data.get("index"), "kind": data.get("kind"),
@@ -144,6 +149,8 @@ def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
               "message": ""}
     if status in TERMINAL:
         result["status"] = status
+        if status == FAILED and data.get("signal"):  # died from a signal nobody sent it on purpose
+            result.update(status="crashed", message="killed by signal %d" % data["signal"])
         return result
     if status != RUNNING:
         raise ValueError("unknown status %r" % (status,))

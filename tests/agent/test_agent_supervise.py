@@ -136,7 +136,7 @@ def test_posted_heartbeat_keeps_worker_healthy(tmp_path, agents):
     client.close()
 
 
-def test_killed_worker_under_live_agent_is_failed_137(tmp_path, agents):
+def test_killed_worker_under_live_agent_is_crashed_137(tmp_path, agents):
     plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script("import time; time.sleep(60)"))])
     run = tmp_path / "run"
     proc = agents(plan, "w/0", run)
@@ -144,8 +144,8 @@ def test_killed_worker_under_live_agent_is_failed_137(tmp_path, agents):
     os.kill(pid, signal.SIGKILL)
     assert proc.wait(20) == 137
     state = read_state(run, "w", 0)
-    assert (state["status"], state["exit_code"]) == ("failed", 137)
-    assert derived(run)["status"] == "failed"
+    assert (state["status"], state["exit_code"], state["signal"]) == ("failed", 137, 9)
+    assert derived(run)["status"] == "crashed"  # died from a signal nobody sent on purpose
 
 
 def test_forked_children_stop_with_the_worker(tmp_path, agents):
