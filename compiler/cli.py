@@ -8,8 +8,7 @@ import sys
 
 import click
 
-OUTPUT = click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Human text, or one JSON envelope on stdout.")
+from areal_compiler.report import OUTPUT, exit_on_diagnostics
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
@@ -90,23 +89,6 @@ def catalog(output: str) -> None:
                    f"{a.kubernetes_resource or '-':<24} {gres:<12} {a.ray_resource or '-'}")
 
 
-def _fail_on_diagnostics(results, output: str) -> None:
-    """Print every diagnostic of every input; exit 1 when any input is invalid (nothing written)."""
-    from areal_compiler.report import emit_json, print_diagnostics, summary
-
-    diags = [d for r in results for d in r.diagnostics]
-    if all(r.ok for r in results):
-        print_diagnostics(diags)  # warnings only
-        return
-    if output == "json":
-        emit_json({"valid": False, "files": [{"file": r.file, "valid": r.ok,
-                                               "diagnostics": [d.to_json() for d in r.diagnostics]} for r in results]})
-    else:
-        print_diagnostics(diags)
-        click.echo(summary(diags, len(results)), err=True)
-    sys.exit(1)
-
-
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True,
@@ -121,7 +103,7 @@ def plan(file: str, fmt: str, output: str) -> None:
     from areal_compiler.report import emit_json
 
     result = plan_file(file)
-    _fail_on_diagnostics([result], output)
+    exit_on_diagnostics([result], output)
     if output == "json":
         emit_json(result.plan.model_dump(mode="json"))
     else:
@@ -167,7 +149,7 @@ def compile_(files: tuple[str, ...], target: str, out: str, check: bool, diff: b
     if len(set(stems)) != len(stems):
         raise click.UsageError("two inputs share a file name; compile them into separate --out folders")
     results = [compile_file(f, targets) for f in files]
-    _fail_on_diagnostics(results, output)
+    exit_on_diagnostics(results, output)
     tree = {(f"{stem}/{rel}" if len(files) > 1 else rel): a for stem, r in zip(stems, results)
             for rel, a in r.artifacts.items()}
     out_dir = Path(out)
@@ -196,3 +178,13 @@ def compile_(files: tuple[str, ...], target: str, out: str, check: bool, diff: b
         emit_json({**report, "written": True})
     else:
         click.echo(f"wrote {len(tree)} files for {', '.join(targets)} to {out}", err=True)
+
+
+def _register_operator_verbs() -> None:
+    from areal_compiler import cli_runs
+
+    for command in cli_runs.COMMANDS:
+        main.add_command(command)
+
+
+_register_operator_verbs()

@@ -14,6 +14,9 @@ from areal_compiler.diagnostics import Diagnostic
 
 ENVELOPE_VERSION = 1
 
+OUTPUT = click.option("-o", "--output", "output", type=click.Choice(["text", "json"]), default="text",
+                      show_default=True, help="Human text, or one JSON envelope on stdout.")
+
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
@@ -49,3 +52,18 @@ def summary(diags: list[Diagnostic], files: int) -> str:
     if not errors:
         return f"{what} valid" + (f", {warnings} warning(s)" if warnings else "")
     return f"{errors} error(s), {warnings} warning(s) in {what}"
+
+
+def exit_on_diagnostics(results, output: str) -> None:
+    """Print every diagnostic of every input; exit 1 when any input is invalid (nothing written)."""
+    diags = [d for r in results for d in r.diagnostics]
+    if all(r.ok for r in results):
+        print_diagnostics(diags)  # warnings only
+        return
+    if output == "json":
+        emit_json({"valid": False, "files": [{"file": r.file, "valid": r.ok,
+                                               "diagnostics": [d.to_json() for d in r.diagnostics]} for r in results]})
+    else:
+        print_diagnostics(diags)
+        click.echo(summary(diags, len(results)), err=True)
+    sys.exit(1)

@@ -12,9 +12,12 @@ from pathlib import Path
 
 
 class RegistryError(Exception):
+    KINDS = {"run_not_found": "not_found", "run_active": "conflict", "run_starting": "conflict"}
+
     def __init__(self, code: str, message: str, retryable: bool = False):
         super().__init__(message)
         self.code, self.message, self.retryable = code, message, retryable
+        self.kind = self.KINDS.get(code, "invalid")
 
 
 def areal_home() -> Path:

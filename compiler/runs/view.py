@@ -1,0 +1,112 @@
+"""What `areal run` shows while a job runs: worker logs prefixed by role/index, and the workers' state.
+
+Called by runs/local.py's Runner; on a terminal one status line is redrawn in place, otherwise plain lines."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+
+REDRAW = 1.0  # seconds between status-line redraws
+
+
+def use_color(stream) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+class LogTail:
+    """Follows every log file under a run's logs/ folder, yielding complete new lines with their worker."""
+
+    def __init__(self, logs: Path, start_at_end: bool = False, only: str | None = None):
+        self.logs, self.only = logs, only
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, bytes] = {}
+        self.start_at_end = start_at_end
+
+    def worker_of(self, path: Path) -> str:
+        return f"{path.parent.name}/{path.stem}"
+
+    def lines(self):
+        for path in sorted(self.logs.glob("*/*.log")):
+            name = self.worker_of(path)
+            if self.only and name != self.only and path.parent.name != self.only:
+                continue
+            if path not in self.offsets:
+                self.offsets[path] = path.stat().st_size if self.start_at_end else 0
+            with open(path, "rb") as fh:
+                fh.seek(self.offsets[path])
+                data = fh.read()
+            if not data:
+                continue
+            self.offsets[path] += len(data)
+            data = self.partial.pop(path, b"") + data
+            *complete, rest = data.split(b"\n")
+            if rest:
+                self.partial[path] = rest
+            for line in complete:
+                yield name, line.decode("utf-8", "replace")
+
+
+class RunView:
+    def __init__(self, run_name: str, run_dir: Path, stream_logs: bool):
+        self.run_name, self.run_dir, self.stream_logs = run_name, run_dir, stream_logs
+        self.tty = sys.stderr.isatty()
+        self.color = use_color(sys.stderr)
+        self.tail = LogTail(run_dir / "logs")
+        self.began = time.monotonic()
+        self.last_draw = 0.0
+        self.line_shown = False
+
+    def say(self, text: str, fg: str | None = None) -> None:
+        self.clear()
+        click.echo(click.style(text, fg=fg) if self.color and fg else text, err=True)
+
+    def clear(self) -> None:
+        if self.line_shown:
+            sys.stderr.write("\r\x1b[K")
+            self.line_shown = False
+
+    def started(self, agents: dict) -> None:
+        self.say(f"areal: {self.run_name}: started {len(agents)} worker(s); logs in {self.run_dir / 'logs'}")
+
+    def tick(self) -> None:
+        if self.stream_logs:
+            lines = list(self.tail.lines())
+            if lines:
+                self.clear()
+                width = max(len(n) for n, _ in lines)
+                for name, line in lines:
+                    click.echo(f"{name:<{width}} | {line}")
+        if self.tty and time.monotonic() - self.last_draw >= REDRAW:
+            self.draw()
+
+    def draw(self) -> None:
+        from areal_compiler.agent.state import read_run
+
+        try:
+            rows = read_run(str(self.run_dir))
+        except OSError:
+            rows = []
+        by_role: dict[str, Counter] = {}
+        for row in rows:
+            by_role.setdefault(str(row.get("role")), Counter())[row["status"]] += 1
+        parts = [f"{role} " + ",".join(f"{n} {s}" for s, n in sorted(c.items())) for role, c in by_role.items()]
+        text = f"[{time.monotonic() - self.began:5.1f}s] " + "  |  ".join(parts)
+        self.clear()
+        sys.stderr.write(text[: os.get_terminal_size(sys.stderr.fileno()).columns - 1])
+        sys.stderr.flush()
+        self.line_shown, self.last_draw = True, time.monotonic()
+
+    def exited(self, name: str, code: int) -> None:
+        if self.stream_logs:
+            self.tick()
+        self.say(f"areal: {name} exited with code {code}", fg=None if code == 0 else "red")
+
+    def finished(self, outcome: str, code: int, first_failure) -> None:
+        why = f" ({first_failure[0]} failed first)" if first_failure else ""
+        self.say(f"areal: {self.run_name}: {outcome}{why}, exit code {code}",
+                 fg="green" if outcome == "completed" else "red")

@@ -1,0 +1,31 @@
+"""Toy trainer: waits for a batch of accepted rollouts, "trains", and publishes the next policy version.
+
+Run by `areal run examples/demo-cpu.yaml` under the agent; `--fail-at-step N --exit-code C` simulates a crash."""
+import argparse
+import sys
+import time
+
+from gate import Gate
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--steps", type=int, default=5)
+parser.add_argument("--batch-size", type=int, default=4)
+parser.add_argument("--fail-at-step", type=int, default=0)
+parser.add_argument("--exit-code", type=int, default=1)
+args = parser.parse_args()
+
+gate = Gate()
+for step in range(1, args.steps + 1):
+    while gate.state()["accepted"] < step * args.batch_size:
+        time.sleep(0.02)
+    if step == args.fail_at_step:
+        print("trainer: step %d failed (simulated), exiting %d" % (step, args.exit_code), flush=True)
+        sys.exit(args.exit_code)
+    time.sleep(0.1)  # "train" on the batch
+    gate.set_version(step)
+    print("trainer: step %d done, published version %d" % (step, step), flush=True)
+while gate.state()["running"]:  # let in-flight rollouts finish before the gate (served by our agent) goes away
+    time.sleep(0.02)
+time.sleep(0.3)
+print("trainer: done", flush=True)

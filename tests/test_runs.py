@@ -1,0 +1,164 @@
+"""Running on this machine and operating runs, with real processes: run, start, status, stop, ps, logs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import ROOT, areal
+
+DEMO = ROOT / "examples" / "demo-cpu.yaml"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A private AREAL_HOME; every run still going when the test ends (pass or fail) is force-stopped."""
+    monkeypatch.setenv("AREAL_HOME", str(tmp_path / "home"))
+    yield tmp_path / "home"
+    for path in (tmp_path / "home" / "runs").glob("*/*.json"):
+        areal("stop", "--force", f"{path.parent.name}/{path.stem}", timeout=60)
+
+
+def variant(tmp_path, trial: str, steps: int = 5, extra: str = "", port: int = 31000):
+    text = DEMO.read_text().replace("trial_name: trial0", f"trial_name: {trial}") \
+        .replace("--steps 5", f"--steps {steps}").replace("examples/demo/", f"{ROOT}/examples/demo/") \
+        .replace("--batch-size 4", f"--batch-size 4{extra}").replace("base_port: 31000", f"base_port: {port}")
+    path = tmp_path / f"{trial}.yaml"
+    path.write_text(text)
+    return path
+
+
+def record(home, trial):
+    return json.loads((home / "runs" / "demo-cpu" / f"{trial}.json").read_text())
+
+
+def run_pids(home, trial) -> list[int]:
+    rec = record(home, trial)
+    pids = [rec["job"].get("runner_pid"), *rec["job"].get("agents", {}).values()]
+    state = home / "runs" / "demo-cpu" / trial / "run" / "state"
+    for path in state.glob("*.json"):
+        pids += [p for p in json.loads(path.read_text())["pid"].values() if p]
+    return [p for p in pids if p]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def statuses(trial):
+    envelope = json.loads(areal("status", "-o", "json", f"demo-cpu/{trial}").stdout)
+    if "data" not in envelope:  # not registered yet
+        return {}
+    data = envelope["data"]
+    return {f"{w['role']}/{w['index']}": w["status"] for w in data["workers"]}
+
+
+def test_demo_runs_and_never_exceeds_staleness(home):
+    result = areal("run", str(DEMO), cwd=ROOT, env=os.environ.copy(), timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    out = result.stdout.decode()
+    assert "actor/0   | trainer: step 5 done" in out or "actor/0 | trainer: step 5 done" in out
+    assert "rollout/1" in out and "proxy/0" in out
+    events = [json.loads(line) for line in
+              (home / "runs" / "demo-cpu" / "trial0" / "run" / "gate-events.jsonl").read_text().splitlines()]
+    submits = [e for e in events if e["event"] == "submitted"]
+    assert len(submits) >= 20  # 5 steps x batch 4
+    s, bs, mcr = 1, 4, 4
+    for e in events:
+        assert e["running"] <= mcr
+        assert e["accepted"] + e["running"] <= (s + e["version"] + 1) * bs, e
+    assert not [p for p in run_pids(home, "trial0") if alive(p)]
+    assert record(home, "trial0")["outcome"] == "completed"
+
+
+def test_failing_trainer_fails_the_run_with_its_code_and_leaves_nothing(home, tmp_path):
+    path = variant(tmp_path, "fail", extra=" --fail-at-step 2 --exit-code 3", port=31100)
+    result = areal("run", str(path), "--quiet", timeout=120)
+    assert result.returncode == 3, result.stderr.decode()
+    assert "actor/0 exited with code 3" in result.stderr.decode()
+    assert not [p for p in run_pids(home, "fail") if alive(p)]
+    assert (record(home, "fail")["outcome"], record(home, "fail")["exit_code"]) == ("failed", 3)
+
+
+def test_start_status_crash_stop_ps_logs(home, tmp_path):
+    path = variant(tmp_path, "long", steps=100000, port=31200)
+    started = areal("start", str(path), timeout=90)
+    assert started.returncode == 0, started.stderr.decode()
+    assert started.stdout.decode().strip() == "demo-cpu/long"
+    assert set(statuses("long").values()) == {"healthy"}
+    assert len(statuses("long")) == 5  # 2 rollout + 1 actor + 2 forked proxies
+    assert areal("start", str(path)).returncode == 1  # the same name cannot run twice
+
+    logs = areal("logs", "demo-cpu/long", "rollout/0").stdout.decode()
+    assert "rollout/0: generating on port 31200" in logs and "proxy" not in logs
+
+    state = home / "runs" / "demo-cpu" / "long" / "run" / "state" / "rollout.1.json"
+    os.kill(json.loads(state.read_text())["pid"]["child"], signal.SIGKILL)
+    start = time.monotonic()
+    wait_for(lambda: statuses("long").get("rollout/1") == "crashed", 2 * 1.0 + 1, "crashed within 2 heartbeats")
+    assert time.monotonic() - start <= 2 * 1.0 + 1
+
+    stopped = areal("stop", "demo-cpu/long", timeout=60)
+    assert stopped.returncode == 0
+    assert not [p for p in run_pids(home, "long") if alive(p)]
+    assert areal("stop", "demo-cpu/long").stdout.decode().strip() == "demo-cpu/long: already stopped"
+    runs = json.loads(areal("ps", "-a", "-o", "json").stdout)["data"]["runs"]
+    assert [(r["run"], r["status"]) for r in runs] in ([("demo-cpu/long", "failed")], [("demo-cpu/long", "stopped")])
+    assert json.loads(areal("ps", "-o", "json").stdout)["data"]["runs"] == []
+
+
+def test_stop_of_a_healthy_run_is_stopped(home, tmp_path):
+    path = variant(tmp_path, "calm", steps=100000, port=31300)
+    assert areal("start", str(path), timeout=90).returncode == 0
+    assert areal("stop", "demo-cpu/calm", timeout=60).returncode == 0
+    assert not [p for p in run_pids(home, "calm") if alive(p)]
+    runs = json.loads(areal("ps", "-a", "-o", "json").stdout)["data"]["runs"]
+    assert [(r["run"], r["status"]) for r in runs] == [("demo-cpu/calm", "stopped")]
+    assert set(statuses("calm").values()) == {"stopped"}
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGKILL, None)])
+def test_interrupting_areal_run_leaves_no_process(home, tmp_path, sig, code):
+    path = variant(tmp_path, f"int{sig}", steps=100000, port=31400 if sig == signal.SIGINT else 31500)
+    proc = subprocess.Popen([sys.executable, "-m", "areal_compiler", "run", str(path), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: len(statuses(f"int{sig}")) == 5 and set(statuses(f"int{sig}").values()) == {"healthy"}, 60,
+             "healthy run")
+    pids = run_pids(home, f"int{sig}")
+    proc.send_signal(sig)
+    assert proc.wait(30) == (code if code is not None else -signal.SIGKILL)
+    wait_for(lambda: not [p for p in pids if alive(p)], 15, "every process gone")
+
+
+def test_run_of_invalid_experiment_exits_1(home, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEMO.read_text().replace("replicas: 2", "replicas: two"))
+    result = areal("run", str(bad))
+    assert result.returncode == 1 and "E203" in result.stderr.decode()
+    assert not (home / "runs").exists()
+
+
+def test_json_error_envelope_for_unknown_run(home):
+    result = areal("status", "-o", "json", "nope/none")
+    assert result.returncode == 1
+    error = json.loads(result.stdout)["error"]
+    assert (error["code"], error["kind"], error["retryable"]) == ("run_not_found", "not_found", False)
