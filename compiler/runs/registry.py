@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from areal_compiler.agent.state import atomic_write_json  # one atomic writer (temp, fsync, rename) for both
 
 
 class RegistryError(Exception):
@@ -56,24 +57,11 @@ def record_path(name: str) -> Path:
     return areal_home() / "runs" / experiment / f"{trial}.json"
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(record: RunRecord) -> None:
     record.updated_at = now_iso()
-    write_json_atomic(record_path(record.name), asdict(record))
+    path = record_path(record.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(str(path), asdict(record))
 
 
 def load(name: str) -> RunRecord:
