@@ -201,6 +201,18 @@ def test_requeue_only_below_max_retries(tmp_path, stubs, restarts, requeued):
     assert ("scontrol requeue 77" in calls(stubs)) == requeued
 
 
+def test_requeued_attempt_keeps_the_previous_state_aside(tmp_path, stubs):
+    _, target = compile_to(experiment(tmp_path, TWO_NODES, slurm="{max_retries: 2}"), tmp_path / "slurm")
+    run_dir = tmp_path / "root" / "stub-exp" / "t1" / "77"
+    (run_dir / "state").mkdir(parents=True)
+    (run_dir / "state" / "rollout.0.json").write_text('{"status": "failed", "exit_code": 9}')
+    (run_dir / "logs" / "rollout").mkdir(parents=True)
+    code, err = run_script(target, het_env(stubs), STUB_EXIT_ACTOR="4", SLURM_RESTART_COUNT="1")
+    assert code == 4, err  # not the 9 of the previous attempt
+    assert (run_dir / "attempt-0" / "state" / "rollout.0.json").is_file()
+    assert (run_dir / "attempt-0" / "logs" / "rollout").is_dir() and not (run_dir / "state").exists()
+
+
 def test_success_is_never_requeued(tmp_path, stubs):
     _, target = compile_to(experiment(tmp_path, TWO_NODES, slurm="{max_retries: 2}"), tmp_path / "slurm")
     code, _ = run_script(target, het_env(stubs))
@@ -301,12 +313,12 @@ def test_hostile_values_arrive_unchanged_and_nothing_runs(tmp_path, stubs):
 
 def test_runs_submit_status_stop_against_stubs(tmp_path, stubs):
     _, target = compile_to(experiment(tmp_path, TWO_NODES), tmp_path / "slurm")
-    submitted = runs_slurm.submit(target, env=stubs)
+    submitted = runs_slurm.submit(target, env=stubs, cwd=tmp_path)
     parent = tmp_path / "root" / "stub-exp" / "t1"
     assert submitted == {"job_id": "77", "cluster": "areal-test", "run_dir": str(parent / "77"),
                          "batch_logs": [str(parent / "slurm-77.out"), str(parent / "slurm-77.err")]}
     assert parent.is_dir()  # Slurm does not create --output directories
-    assert f"sbatch --parsable {target.resolve()}/job.sbatch cwd={target.resolve()} target={target.resolve()}" \
+    assert f"sbatch --parsable {target.resolve()}/job.sbatch cwd={tmp_path} target={target.resolve()}" \
         in calls(stubs)
     verdict = runs_slurm.submit(target, test_only=True, env=stubs)
     assert verdict["accepted"] and "Job 41 to start" in verdict["verdict"]

@@ -58,8 +58,11 @@ def run_parent(target_dir: Path) -> Path:
     return Path(plan["fileroot"]) / plan["experiment_name"] / plan["trial_name"]
 
 
-def submit(target_dir: Path, test_only: bool = False, env: dict | None = None) -> dict:
-    """`sbatch --parsable job.sbatch` (or `sbatch --test-only`) from the compiled folder.
+def submit(target_dir: Path, test_only: bool = False, env: dict | None = None,
+           cwd: str | os.PathLike | None = None) -> dict:
+    """`sbatch --parsable <target>/job.sbatch` (or `sbatch --test-only`), run in `cwd` (default: the caller's
+    directory), which becomes the workers' working directory (relative paths in role commands resolve there,
+    as with `areal run`).
 
     The job finds its folder through AREAL_TARGET_DIR (exported here; sbatch passes the environment on) and
     writes into <fileroot>/<experiment>/<trial>/, which is created first (Slurm does not create --output dirs).
@@ -73,7 +76,7 @@ def submit(target_dir: Path, test_only: bool = False, env: dict | None = None) -
     parent = run_parent(target_dir)
     environ = dict(os.environ if env is None else env, AREAL_TARGET_DIR=str(target_dir))
     if test_only:
-        proc = _run(["sbatch", "--test-only", str(script)], env=environ, cwd=target_dir)
+        proc = _run(["sbatch", "--test-only", str(script)], env=environ, cwd=cwd)
         verdict = _slurm_message(proc)
         if proc.returncode != 0:
             raise SlurmError("sbatch_rejected", f"sbatch --test-only rejected {script}: {verdict}")
@@ -83,7 +86,7 @@ def submit(target_dir: Path, test_only: bool = False, env: dict | None = None) -
     except OSError as exc:
         raise SlurmError("fileroot_unwritable", f"cannot create {parent} (the plan's fileroot must be a shared "
                                                 f"directory this user can write): {exc}") from None
-    proc = _run(["sbatch", "--parsable", str(script)], env=environ, cwd=target_dir)
+    proc = _run(["sbatch", "--parsable", str(script)], env=environ, cwd=cwd)
     if proc.returncode != 0:
         raise SlurmError("sbatch_rejected", f"sbatch rejected {script}: {_slurm_message(proc)}")
     job_id, _, cluster = proc.stdout.strip().partition(";")

@@ -180,6 +180,8 @@ def context(plan: Plan) -> dict:
             elif value is not False:
                 opts[key] = str(value)
         opts["requeue" if max_retries > 0 else "no-requeue"] = None
+        if max_retries > 0:
+            opts["open-mode"] = "append"  # a requeued attempt appends to the same slurm-<job>.out/.err
         lines = sorted(f"--{key}" if value is None else f"--{key}={sbatch_value(value)}"
                        for key, value in opts.items())
         components.append({"index": k, "roles": names, "label": label, "nodes": nodes, "sbatch": lines,

@@ -192,3 +192,20 @@ def test_test_only_rejects_three_nodes_with_slurms_message(slurm_cluster, tmp_pa
         runs_slurm.submit(target, test_only=True, env=slurm_cluster.env)
     assert err.value.code == "sbatch_rejected"
     assert "Requested node configuration is not available" in err.value.message
+
+
+def test_cpu_demo_runs_from_the_callers_directory(slurm_cluster, tmp_path):
+    """examples/demo-cpu.yaml (gate, forked proxies, relative paths in cmd) submitted from the repository root."""
+    demo = EXAMPLES[0].parent / "demo-cpu.yaml"
+    if not demo.is_file():
+        pytest.skip("examples/demo-cpu.yaml is not in this checkout")
+    text = re.sub(r"(?m)^fileroot: .*$", f"fileroot: {json.dumps(str(tmp_path / 'root'))}", demo.read_text())
+    path = tmp_path / "demo-cpu.yaml"
+    path.write_text(text)
+    plan, target = _compile(path, tmp_path / "slurm")
+    submitted = runs_slurm.submit(target, env=slurm_cluster.env, cwd=demo.parent.parent)
+    state, exit_code = slurm_cluster.wait_job(submitted["job_id"], timeout=120)
+    assert (state, exit_code) == ("COMPLETED", "0:0"), _batch_log(submitted)
+    logs = runs_slurm.log_paths(Path(submitted["run_dir"]))
+    forked = {f"{r}/{i}" for r, role in plan.roles.items() if role.fork for i in range(role.workers)}
+    assert set(logs["workers"]) == {f"{w.role}/{w.index}" for w in plan.workers} | forked
