@@ -331,12 +331,13 @@ def test_runs_submit_status_stop_against_stubs(tmp_path, stubs):
 def test_status_reads_every_component(tmp_path, stubs):
     fake = Path(stubs["PATH"].split(os.pathsep)[0]) / "scontrol"
     fake.write_text("#!/bin/bash\n"
-                    "echo 'JobId=77 HetJobId=77 HetJobOffset=0 JobName=e_t:rollout JobState=FAILED Reason=NonZeroExitCode "
-                    "ExitCode=3:0 Restarts=1 NodeList=node1'\n"
+                    "echo 'JobId=77 HetJobId=77 HetJobOffset=0 JobName=e_t:rollout JobState=FAILED "
+                    "Reason=NonZeroExitCode ExitCode=3:0 Restarts=1 NodeList=node1'\n"
                     "echo 'JobId=78 HetJobId=77 HetJobOffset=1 JobName=e_t:actor JobState=FAILED Reason=None "
                     "ExitCode=0:0 Restarts=1 NodeList=node2'\n")
     status = runs_slurm.status("77", env=stubs)
-    assert (status["state"], status["exit_code"], status["terminal"], status["outcome"]) == ("FAILED", 3, True, "failed")
+    assert (status["state"], status["exit_code"], status["terminal"], status["outcome"]) == \
+        ("FAILED", 3, True, "failed")
     assert [(c["name"], c["exit_code"], c["restarts"]) for c in status["components"]] == \
         [("e_t:rollout", 3, 1), ("e_t:actor", 0, 1)]
     fake.write_text("#!/bin/bash\necho 'slurm_load_jobs error: Invalid job id specified' >&2\nexit 1\n")
