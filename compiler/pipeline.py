@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from areal_compiler.check import Checked, check_file
 from areal_compiler.diagnostics import Diagnostic
 from areal_compiler.plan import Plan, PlanError, resolve
-from areal_compiler.targets import Artifact, render
+from areal_compiler.source import Source
+from areal_compiler.targets import Artifact, TargetError, render
 
 
 @dataclass
@@ -16,6 +17,7 @@ class Compiled:
     file: str
     diagnostics: list[Diagnostic]
     plan: Plan | None = None
+    source: Source | None = None
     artifacts: dict[str, Artifact] = field(default_factory=dict)  # "<target>/<path>" -> artifact
 
     @property
@@ -31,13 +33,20 @@ def plan_file(path: str) -> Compiled:
         plan = resolve(checked.experiment, checked.source)
     except PlanError as exc:
         return Compiled(path, checked.diagnostics + exc.diagnostics)
-    return Compiled(path, checked.diagnostics, plan)
+    return Compiled(path, checked.diagnostics, plan, checked.source)
 
 
 def compile_file(path: str, targets: tuple[str, ...]) -> Compiled:
     result = plan_file(path)
     if result.ok:
         for target in targets:
-            for artifact in render(result.plan, target):
+            try:
+                artifacts = render(result.plan, target)
+            except TargetError as exc:  # a valid experiment this target cannot express: say where and why
+                result.diagnostics.append(result.source.diagnostic("E490", f"{target}: {exc}", exc.path,
+                                                                   key=bool(exc.path)))
+                result.artifacts.clear()
+                return result
+            for artifact in artifacts:
                 result.artifacts[f"{target}/{artifact.path}"] = artifact
     return result

@@ -313,5 +313,13 @@ def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape],
     if not re.match(r"^\d+\.\d+$", slurm.version):
         out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",
                                      ("slurm", "version"), "e.g. \"23.11\" (quoted)"))
+    settings = [(("slurm", k), v) for k, v in slurm.model_dump(exclude_none=True).items() if isinstance(v, str)]
+    settings += [(("roles", r, "slurm", k), v) for r, role in exp.roles.items() if role.slurm
+                 for k, v in role.slurm.model_dump(exclude_none=True).items() if isinstance(v, str)]
+    for path, value in settings:
+        if not value.strip() or any(c in value for c in '"\\') or any(ord(c) < 32 for c in value):
+            out.append(source.diagnostic("E481", f"slurm.{path[-1]} {value!r} cannot be written into an #SBATCH "
+                                                 "line (empty, or a quote, backslash or control character)", path,
+                                         "use the value Slurm expects, e.g. a partition name"))
     if slurm.max_retries < 0:
         out.append(source.diagnostic("E480", "slurm.max_retries must not be negative", ("slurm", "max_retries")))

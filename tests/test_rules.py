@@ -90,6 +90,7 @@ CASES = {
                           ("E462", 13, 75)),
     "hung_after not above heartbeat": (BASE + "runtime: {heartbeat_interval: 5, hung_after: 5}\n", ("E470", 13, 46)),
     "base_port too low": (BASE + "runtime: {base_port: 80}\n", ("E471", 13, 22)),
+    "slurm value with newline": (BASE + "slurm: {partition: \"gpu\\nx\"}\n", ("E481", 13, 20)),
     "slurm version format": (BASE + "slurm: {version: \"22\"}\n", ("E480", 13, 18)),
 }
 
@@ -122,3 +123,14 @@ def test_sharing_opt_in_turns_budget_error_into_warning(tmp_path):
     assert result.ok and [d.code for d in result.diagnostics] == ["W401"]
     without = text.replace("\n  allow_device_sharing: true", "")
     assert ("E403", 5, 21) in located(write(tmp_path, without, "b.yaml"))
+
+
+def test_roles_sharing_a_slurm_component_must_agree(tmp_path):
+    """Slurm cannot put two components on one node, so roles sharing a node share settings; compile says where."""
+    from areal_compiler.pipeline import compile_file
+
+    text = BASE.replace(ROLLOUT_CMD, ROLLOUT_CMD + "    slurm: {qos: high}\n") + "    slurm: {qos: low}\n"
+    result = compile_file(str(write(tmp_path, text)), ("local", "slurm"))
+    assert not result.ok and not result.artifacts
+    assert [(d.code, d.span.line, d.span.col) for d in result.diagnostics] == [("E490", 14, 13)]
+    assert "set different slurm.qos" in result.diagnostics[0].message

@@ -6,7 +6,15 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-TARGETS = ("local",)  # slurm, kubernetes and ray slot in here as one module each
+TARGETS = ("local", "slurm")  # kubernetes and ray slot in here as one module each
+
+
+class TargetError(ValueError):
+    """The plan cannot be expressed in this target; `path` locates the experiment setting responsible."""
+
+    def __init__(self, message: str, path: tuple = ()):
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from importlib import resources
 import jinja2
 
 from areal_compiler.plan import Plan
-from areal_compiler.targets import Artifact
+from areal_compiler.targets import Artifact, TargetError
 
 DEFAULT_VERSION = "22.05"
 JOB_KEYS = ("partition", "account", "qos", "time", "constraint", "reservation", "exclusive", "nodelist", "exclude")
@@ -44,7 +44,7 @@ SAFE_SBATCH = re.compile(r"^[A-Za-z0-9_./:%@+,=\-]+$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
-class SlurmRenderError(ValueError):
+class SlurmRenderError(TargetError):
     """The plan cannot be expressed as an sbatch script (message says which field and why)."""
 
 
@@ -112,7 +112,8 @@ def _settings(plan: Plan, names: list[str]) -> dict:
         for key, value in plan.roles[name].slurm.items():
             if key in seen and seen[key][1] != value:
                 raise SlurmRenderError(f"roles `{seen[key][0]}` and `{name}` share nodes (one Slurm component) but "
-                                       f"set different slurm.{key}: {seen[key][1]!r} and {value!r}")
+                                       f"set different slurm.{key}: {seen[key][1]!r} and {value!r}",
+                                       ("roles", name, "slurm", key))
             seen[key] = (name, value)
             out[key] = value
     return out
