@@ -3,6 +3,7 @@
 Registered on the `areal` group by cli.py; each verb dispatches on the run record's target."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -116,10 +117,73 @@ def _worker_rows(record) -> list[dict]:
         return []
 
 
-def _backend(record):
+class _Backend:
+    """The per-target operations behind ps/status/stop, looked up by the run record's target."""
+
+    def __init__(self, status, stop):
+        self.status, self.stop = status, stop
+
+
+def _backend(record) -> _Backend:
+    if record.target == "slurm":
+        from areal_compiler.runs import slurm
+
+        return _Backend(slurm.run_status, slurm.stop_run)
     from areal_compiler.runs import local
 
-    return {"local": local}[record.target]
+    return _Backend(local.status, local.stop)
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=str))
+@click.option("--target", type=click.Choice(["slurm"]), default="slurm", show_default=True,
+              help="Where to submit (Kubernetes and Ray are coming).")
+@click.option("--test-only", is_flag=True, help="Let the real scheduler judge the request without running it.")
+@OUTPUT
+def submit(source: str, target: str, test_only: bool, output: str) -> None:
+    """Submit SOURCE (an experiment YAML, or a compiled `slurm/` folder) to Slurm and record the job.
+
+    Runs `sbatch --parsable` from the current directory (the workers' working directory); `--test-only` prints
+    Slurm's verdict (`sbatch --test-only`) and records nothing."""
+    from areal_compiler.output import write_tree
+    from areal_compiler.pipeline import compile_file
+    from areal_compiler.report import exit_on_diagnostics
+    from areal_compiler.runs import slurm
+    from areal_compiler.runs.registry import RegistryError, RunRecord, areal_home, claim, save
+
+    path = Path(source)
+    try:
+        if path.is_dir():
+            folder = path / "slurm" if (path / "slurm" / "job.sbatch").is_file() else path
+            plan = json.loads((folder / "plan.json").read_text(encoding="utf-8")) \
+                if (folder / "plan.json").is_file() else None
+            if plan is None:
+                raise ValueError(f"{path} is not a compiled Slurm folder (no plan.json)")
+            name = f"{plan['experiment_name']}/{plan['trial_name']}"
+        else:
+            result = compile_file(source, ("slurm",))
+            exit_on_diagnostics([result], output)
+            name = f"{result.plan.experiment_name}/{result.plan.trial_name}"
+            folder = areal_home() / "runs" / result.plan.experiment_name / result.plan.trial_name / "slurm"
+        record = RunRecord(name, "slurm", str(folder.resolve()), "")
+        if test_only:
+            if not path.is_dir():
+                write_tree(folder, {r.removeprefix("slurm/"): a for r, a in result.artifacts.items()})
+            verdict = slurm.submit(folder, test_only=True)
+            emit_json({"run": name, **verdict}) if output == "json" else click.echo(verdict["verdict"])
+            return
+        claim(record, slurm.is_active)
+        if not path.is_dir():
+            write_tree(folder, {r.removeprefix("slurm/"): a for r, a in result.artifacts.items()})
+        job = slurm.submit(folder)
+    except (RegistryError, slurm.SlurmError, ValueError, OSError) as exc:
+        _fail(exc, output)
+    record.run_dir, record.job = job["run_dir"], {"slurm_job_id": job["job_id"], "batch_logs": job["batch_logs"]}
+    save(record)
+    if output == "json":
+        emit_json({"run": name, "target": "slurm", **job})
+    else:
+        click.echo(f"{name}: submitted Slurm job {job['job_id']} (run dir {job['run_dir']})")
 
 
 @click.command()
@@ -134,7 +198,12 @@ def stop(name: str, force: bool, output: str) -> None:
         record = load(name)
     except RegistryError as exc:
         _fail(exc, output)
-    result = _backend(record).stop(record, force)
+    from areal_compiler.runs.slurm import SlurmError
+
+    try:
+        result = _backend(record).stop(record, force)
+    except SlurmError as exc:
+        _fail(exc, output)
     if output == "json":
         emit_json({"run": name, "result": result})
     else:
@@ -187,12 +256,21 @@ def status(name: str, output: str) -> None:
         _fail(exc, output)
     rows = _worker_rows(record)
     run_status = _backend(record).status(record)
+    job = {}
+    if record.target == "slurm":
+        from areal_compiler.runs import slurm
+
+        try:
+            job = slurm.status(record.job["slurm_job_id"])
+        except slurm.SlurmError as exc:
+            job = {"error": exc.message}
     if output == "json":
         emit_json({"run": name, "target": record.target, "status": run_status, "exit_code": record.exit_code,
-                   "workers": rows})
+                   "workers": rows, **({"slurm": job} if job else {})})
         return
     click.echo(f"{name}  target {record.target}  {run_status}"
-               + ("" if record.exit_code is None else f"  exit code {record.exit_code}"))
+               + ("" if record.exit_code is None else f"  exit code {record.exit_code}")
+               + (f"  Slurm job {job.get('job_id')} {job.get('state', job.get('error', ''))}" if job else ""))
     click.echo(f"{'WORKER':<28} {'STATUS':<10} {'HEARTBEAT':>9} {'EXIT':>5}  NOTE")
     for r in rows:
         beat = f"{r['heartbeat_age']:.1f}s" if r.get("heartbeat_age") is not None else "-"
@@ -237,4 +315,4 @@ def logs(name: str, worker: str | None, follow: bool, tail: int | None) -> None:
             click.echo(f"{who} | {line}")
 
 
-COMMANDS = (run, start, stop, ps, status, logs)
+COMMANDS = (run, start, submit, stop, ps, status, logs)

@@ -355,3 +355,33 @@ def test_log_paths(tmp_path):
     logs = runs_slurm.log_paths(run_dir)
     assert list(logs["workers"]) == ["actor/2", "actor/10", "ref/0"]
     assert logs["batch"] == [str(tmp_path / "trial" / "slurm-77.out")]
+
+
+GOLDEN_SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "golden").glob("*/slurm/job.sbatch"))
+
+
+@pytest.mark.parametrize("script", GOLDEN_SCRIPTS, ids=lambda p: p.parent.parent.name)
+@pytest.mark.parametrize("fail", [False, True], ids=["ok", "first-role-exits-3"])
+def test_golden_scripts_run_under_the_stubs(tmp_path, stubs, script, fail):
+    """The committed goldens themselves are executed (fake steps): success exits 0, a failing step exits 3."""
+    plan = json.loads((script.parent / "plan.json").read_text())
+    target = tmp_path / "slurm"
+    target.mkdir()
+    for name in ("plan.json", "agent.pyz"):
+        (target / name).write_bytes((script.parent / name).read_bytes())
+    # The golden's fileroot (e.g. /shared/...) is swapped for a temporary one; nothing else is touched.
+    text = script.read_text().replace(plan["fileroot"], str(tmp_path / "root"))
+    (target / "job.sbatch").write_text(text)
+    components = text.split("#SBATCH hetjob\n")
+    env = dict(stubs)
+    for k, part in enumerate(components):
+        nodes = int(part.split("#SBATCH --nodes=")[1].split("\n")[0])
+        hosts = ",".join(f"c{k}n{i}" for i in range(nodes))
+        env["SLURM_JOB_NODELIST" if len(components) == 1 else f"SLURM_JOB_NODELIST_HET_GROUP_{k}"] = hosts
+    first_role = next(n for n, r in plan["roles"].items() if r["colocated_with"] is None and r["workers"])
+    extra = {f"STUB_EXIT_{first_role.upper().replace('-', '_')}": "3"} if fail else {}
+    code, err = run_script(target, env, **extra)
+    assert code == (3 if fail else 0), err
+    sruns = [line for line in calls(env) if line.startswith("srun ")]
+    placed = [n for n, r in plan["roles"].items() if r["colocated_with"] is None and r["workers"]]
+    assert len(sruns) == len(placed)  # one step per role with its own workers

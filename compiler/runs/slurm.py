@@ -187,3 +187,34 @@ def log_paths(run_dir: Path) -> dict:
         for path in sorted(logs.glob("*/*.log"), key=order):
             workers[f"{path.parent.name}/{path.stem}"] = str(path)
     return {"run_dir": str(run_dir), "batch": [str(p) for p in batch if p.is_file()], "workers": workers}
+
+
+# -- the run-record view used by the operator verbs (ps, status, stop), like runs/local.py --
+
+def run_status(record) -> str:
+    """completed | failed | stopped | crashed once the job ended; else pending | running (Slurm's word, lower)."""
+    if record.outcome:
+        return record.outcome
+    try:
+        state = status(record.job["slurm_job_id"])
+    except SlurmError:
+        return "unknown"
+    if state["terminal"]:
+        from areal_compiler.runs.registry import save
+
+        record.outcome, record.exit_code = state["outcome"] or "failed", state["exit_code"]
+        save(record)
+        return record.outcome
+    return state["state"].lower()
+
+
+def is_active(record) -> bool:
+    return run_status(record) not in ("completed", "failed", "stopped", "crashed", "unknown")
+
+
+def stop_run(record, force: bool) -> str:
+    """scancel (Slurm then signals every step; the agents stop their workers within the grace period)."""
+    if not is_active(record):
+        return "already stopped"
+    stop(record.job["slurm_job_id"])
+    return f"cancel requested for Slurm job {record.job['slurm_job_id']}"

@@ -209,3 +209,46 @@ def test_cpu_demo_runs_from_the_callers_directory(slurm_cluster, tmp_path):
     logs = runs_slurm.log_paths(Path(submitted["run_dir"]))
     forked = {f"{r}/{i}" for r, role in plan.roles.items() if role.fork for i in range(role.workers)}
     assert set(logs["workers"]) == {f"{w.role}/{w.index}" for w in plan.workers} | forked
+
+
+def _areal(slurm_cluster, home: Path, *args: str, timeout: float = 60):
+    import subprocess
+    import sys
+
+    env = dict(slurm_cluster.env, AREAL_HOME=str(home))
+    return subprocess.run([sys.executable, "-m", "areal_compiler", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_operator_verbs_submit_status_logs_stop(slurm_cluster, tmp_path):
+    """The user's loop through the CLI: areal submit, status (until done), logs, ps; and stop of a long job."""
+    home = tmp_path / "home"
+    path = _experiment(tmp_path)
+    submitted = _areal(slurm_cluster, home, "submit", str(path), "-o", "json")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["data"]["job_id"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        data = json.loads(_areal(slurm_cluster, home, "status", "-o", "json", "slurm-it/t0").stdout)["data"]
+        if data["status"] in ("completed", "failed", "stopped", "crashed"):
+            break
+        time.sleep(0.5)
+    assert (data["status"], data["slurm"]["job_id"]) == ("completed", job_id), data
+    workers = {f"{w['role']}/{w['index']}": w["status"] for w in data["workers"]}
+    assert workers["actor/3"] == "completed" and workers["ref/3"] in ("completed", "stopped")  # forks end with their target
+    logs = _areal(slurm_cluster, home, "logs", "slurm-it/t0", "actor/2")
+    assert logs.returncode == 0 and logs.stdout.startswith("report: actor/2 on node "), (logs.stdout, logs.stderr)
+    runs = json.loads(_areal(slurm_cluster, home, "ps", "-a", "-o", "json").stdout)["data"]["runs"]
+    assert [(r["run"], r["target"], r["status"]) for r in runs] == [("slurm-it/t0", "slurm", "completed")]
+
+    long = tmp_path / "long.yaml"
+    long.write_text(path.read_text().replace("trial_name: t0", "trial_name: t1")
+                    .replace("--wait-for ref", "--wait-for ref --sleep 300"))
+    assert _areal(slurm_cluster, home, "submit", str(long)).returncode == 0
+    assert _areal(slurm_cluster, home, "submit", str(long)).returncode == 1  # the same run is still active
+    stopped = _areal(slurm_cluster, home, "stop", "slurm-it/t1")
+    assert stopped.returncode == 0, stopped.stderr
+    deadline = time.monotonic() + 60
+    while _areal(slurm_cluster, home, "status", "-o", "json", "slurm-it/t1").stdout.count('"stopped"') < 1:
+        assert time.monotonic() < deadline, "job not cancelled"
+        time.sleep(0.5)

@@ -24,6 +24,7 @@ path = os.path.join(out, "%s.%d.json" % (role, index))
 with open(path + ".tmp", "w", encoding="utf-8") as handle:
     json.dump(record, handle)
 os.replace(path + ".tmp", path)
+print("report: %s/%d on node %s devices %s" % (role, index, record["node"], record["cvd"]), flush=True)
 if "--wait-for" in opts:
     other = os.path.join(out, "%s.%d.json" % (opts["--wait-for"], index))
     for _ in range(1200):
