@@ -64,6 +64,9 @@ class Runner:
         self.first_failure: tuple[str, int] | None = None
         self.stop_signal: int | None = None
         self.stopping_since: float | None = None
+        plan = json.loads((self.target_dir / "plan.json").read_text(encoding="utf-8"))
+        self.grace = float(plan["runtime"]["grace_period"])
+        self.gate = f"{plan['gate']['role']}/{plan['gate']['index']}" if plan.get("gate") else None
 
     def prepare(self) -> str:
         """A fresh run dir with a new per-run token (mode 600); returns the token file's path."""
@@ -92,11 +95,16 @@ class Runner:
         save(self.record)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Ask every live agent to stop (each forwards to its worker group, waits the grace period, kills)."""
+        """Ask every live agent to stop (each forwards to its worker group, waits the grace period, kills).
+
+        In order: the gate's agent last, once the others have ended (or after the grace period), so that no
+        rollout loses its gate while it is being stopped."""
         if self.stopping_since is None:
             self.stopping_since = time.monotonic()
-        for proc in self.agents.values():
-            if proc.poll() is None:
+        others_left = any(p.poll() is None for n, p in self.agents.items() if n != self.gate)
+        late = time.monotonic() - self.stopping_since > self.grace
+        for name, proc in self.agents.items():
+            if proc.poll() is None and (name != self.gate or not others_left or late or sig == signal.SIGKILL):
                 try:
                     os.kill(proc.pid, sig)
                 except ProcessLookupError:
@@ -107,24 +115,33 @@ class Runner:
         self.stop()
 
     def watch(self) -> None:
-        grace = float(json.loads((self.target_dir / "plan.json").read_text(encoding="utf-8"))
-                      ["runtime"]["grace_period"])
         while len(self.codes) < len(self.agents):
-            for name, proc in self.agents.items():
-                if name not in self.codes and proc.poll() is not None:
-                    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-                    self.codes[name] = code
-                    if self.view:
-                        self.view.exited(name, code)
-                    if code != 0 and self.first_failure is None and self.stop_signal is None:
-                        self.first_failure = (name, code)
-                        if self.launch["fail_fast"]:
-                            self.stop()
-            if self.stopping_since is not None and time.monotonic() - self.stopping_since > grace + 5:
-                self.stop(signal.SIGKILL)  # an agent that outlives its own grace period
+            ended = [name for name, proc in self.agents.items() if name not in self.codes and proc.poll() is not None]
+            for name in sorted(ended, key=self._ended_at):  # the order they really ended, not the poll order
+                proc = self.agents[name]
+                code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+                self.codes[name] = code
+                if self.view:
+                    self.view.exited(name, code)
+                if code != 0 and self.first_failure is None and self.stop_signal is None:
+                    self.first_failure = (name, code)
+                    if self.launch["fail_fast"]:
+                        self.stop()
+            if self.stopping_since is not None:
+                stuck = time.monotonic() - self.stopping_since > 2 * self.grace + 5
+                self.stop(signal.SIGKILL if stuck else signal.SIGTERM)  # the gate's turn; or kill the stuck
             if self.view:
                 self.view.tick()
             time.sleep(POLL)
+
+    def _ended_at(self, name: str) -> str:
+        """When the worker ended, as its agent recorded it (ISO-8601 UTC sorts in time order)."""
+        role, _, index = name.partition("/")
+        try:
+            state = json.loads((self.run_dir / "state" / f"{role}.{index}.json").read_text(encoding="utf-8"))
+            return str(state.get("finished_at") or "~")
+        except (OSError, ValueError):
+            return "~"  # no record: after every recorded end
 
     def execute(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}

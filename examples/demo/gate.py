@@ -3,7 +3,11 @@
 Used by the demo's rollout.py and trainer.py; a real AReaL worker would do the same from its own code."""
 import json
 import os
+import time
+import urllib.error
 import urllib.request
+
+RETRY_SECONDS = 15  # the gate's agent may still be starting (workers start concurrently on every target)
 
 
 class Gate:
@@ -16,8 +20,16 @@ class Gate:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": "Bearer " + self.token, "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        deadline = time.monotonic() + RETRY_SECONDS
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return json.loads(response.read())
+            except urllib.error.URLError as exc:
+                refused = isinstance(exc.reason, ConnectionRefusedError)
+                if not refused or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def state(self):
         return self.call("GET", "/gate")

@@ -2,6 +2,8 @@
 
 Run by `areal run examples/demo-cpu.yaml` under the agent; `--fail-at-step N --exit-code C` simulates a crash."""
 import argparse
+import os
+import socket
 import sys
 import time
 
@@ -25,7 +27,15 @@ for step in range(1, args.steps + 1):
     time.sleep(0.1)  # "train" on the batch
     gate.set_version(step)
     print("trainer: step %d done, published version %d" % (step, step), flush=True)
-while gate.state()["running"]:  # let in-flight rollouts finish before the gate (served by our agent) goes away
-    time.sleep(0.02)
-time.sleep(0.3)
+# The gate is served by our agent and goes away with us: wait until every rollout server (their addresses come
+# from the environment contract) has seen the last version and closed.
+for address in os.environ["AREAL_ADDRS_ROLLOUT"].split(","):
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError:
+            break
+        time.sleep(0.05)
 print("trainer: done", flush=True)
