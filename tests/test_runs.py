@@ -162,3 +162,14 @@ def test_json_error_envelope_for_unknown_run(home):
     assert result.returncode == 1
     error = json.loads(result.stdout)["error"]
     assert (error["code"], error["kind"], error["retryable"]) == ("run_not_found", "not_found", False)
+
+
+def test_a_run_whose_runner_died_reads_crashed_not_running(home, tmp_path):
+    path = variant(tmp_path, "orphan", steps=100000, port=31600)
+    assert areal("start", str(path), timeout=90).returncode == 0
+    pids = run_pids(home, "orphan")
+    os.kill(record(home, "orphan")["job"]["runner_pid"], signal.SIGKILL)
+    wait_for(lambda: not [p for p in pids if alive(p)], 20, "agents and workers gone with their runner")
+    runs = json.loads(areal("ps", "-a", "-o", "json").stdout)["data"]["runs"]
+    assert [(r["run"], r["status"]) for r in runs] == [("demo-cpu/orphan", "crashed")]
+    assert areal("start", str(path), timeout=90).returncode == 0  # a crashed run does not block its name
