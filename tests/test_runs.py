@@ -173,3 +173,11 @@ def test_a_run_whose_runner_died_reads_crashed_not_running(home, tmp_path):
     runs = json.loads(areal("ps", "-a", "-o", "json").stdout)["data"]["runs"]
     assert [(r["run"], r["status"]) for r in runs] == [("demo-cpu/orphan", "crashed")]
     assert areal("start", str(path), timeout=90).returncode == 0  # a crashed run does not block its name
+
+
+def test_agent_setup_errors_are_shown(home, tmp_path):
+    path = variant(tmp_path, "nosecret", port=31700)
+    path.write_text(path.read_text() + "secrets:\n  HF_TOKEN: {file: /nonexistent/hf_token}\n")
+    result = areal("run", str(path), "--quiet", timeout=60)
+    assert result.returncode == 2
+    assert "agent: areal-agent: error: cannot read secret HF_TOKEN from /nonexistent/hf_token" in result.stderr.decode()

@@ -144,3 +144,18 @@ def declared_commands(plan: Dict[str, Any], role: str) -> List[Dict[str, Any]]:
 def http_url(host: str, port: int) -> str:
     shown = "[%s]" % host if ":" in host else host
     return "http://%s:%d" % (shown, port)
+
+
+def read_secrets(secret_files: Dict[str, str]) -> Dict[str, str]:
+    """Each secret's value from its file (one trailing newline dropped); a missing file is an error naming the
+    variable and the path, never the value. The values only ever reach the worker's environment."""
+    values = {}
+    for name in sorted(secret_files):
+        try:
+            with open(secret_files[name], encoding="utf-8") as handle:
+                value = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlanError("cannot read secret %s from %s: %s" % (
+                name, secret_files[name], getattr(exc, "strerror", None) or type(exc).__name__)) from None
+        values[name] = value[:-1] if value.endswith("\n") else value
+    return values

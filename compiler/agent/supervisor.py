@@ -16,7 +16,7 @@ from .children import Child, ChildTable
 from .client import token_from_env
 from .gate import EventLog, StalenessGate
 from .plan import (PlanError, allocated_devices, declared_commands, fill_argv, fill_env, find_worker, http_url,
-                   load_plan, node_host, node_hosts, parse_worker_spec, runtime_settings)
+                   load_plan, node_host, node_hosts, parse_worker_spec, read_secrets, runtime_settings)
 from .policy import is_declared
 from .procs import (become_subreaper, exit_code, kill_stray_children, reap_orphans, spawn, spawn_error_code,
                     stop_groups)
@@ -48,6 +48,7 @@ class Supervisor:
         ports = [int(p) for p in self.worker.get("ports") or []]
         self.worker_argv = fill_argv(self.worker["argv"], ports, self.hosts)
         self.worker_env = fill_env(self.worker.get("env"), ports, self.hosts)
+        self.secrets = read_secrets(self.worker.get("secret_files") or {})  # forks inherit them too
         visibility = (plan.get("accelerator") or {}).get("visibility_env")
         if visibility and self.worker.get("devices") and self.environ.get("AREAL_ALLOCATED_DEVICES"):
             self.worker_env[visibility] = allocated_devices(  # the scheduler's devices, sliced by plan
@@ -149,7 +150,7 @@ class Supervisor:
                           self.runtime)
         beat_file = self._heartbeat_file(self.role, self.index)
         self.main = Child(self.role, self.index, "worker", state, [], beat_file)
-        env = self._child_env([self.worker_env], beat_file)
+        env = self._child_env([self.secrets, self.worker_env], beat_file)
         try:
             self.main.proc = spawn(self.worker_argv, env, self.log_path)
             self._spawned[self.main.proc.pid] = self.main.proc
@@ -279,7 +280,7 @@ class Supervisor:
         child = Child(role, index, "forked", state, list(ports), beat_file)
         log_path = os.path.join(self.run_dir, "logs", role, "%d.log" % index)
         try:
-            child.proc = spawn(argv, self._child_env([self.worker_env, env], beat_file), log_path)
+            child.proc = spawn(argv, self._child_env([self.secrets, self.worker_env, env], beat_file), log_path)
         except OSError as exc:
             state.finish(FAILED, spawn_error_code(exc))
             raise HttpError(400, "cannot start %s: %s" % (argv[0], exc)) from None

@@ -105,6 +105,10 @@ class RunView:
         if self.stream_logs:
             self.tick()
         self.say(f"areal: {name} exited with code {code}", fg=None if code == 0 else "red")
+        agent_log = self.run_dir / "agents" / f"{name.replace('/', '.')}.log"
+        if code != 0 and agent_log.is_file():  # the agent's own words (set-up errors: bad secret, busy port)
+            for line in agent_log.read_text(encoding="utf-8", errors="replace").splitlines()[-3:]:
+                self.say(f"  {name} agent: {line}")
 
     def finished(self, outcome: str, code: int, first_failure) -> None:
         why = f" ({first_failure[0]} failed first)" if first_failure else ""
