@@ -181,7 +181,7 @@ def check_colocation(source: Source, exp: Experiment, shapes: dict[str, RoleShap
                                          if not cycle else "break the cycle: one role must own its devices"))
         elif name in shapes and target in shapes:
             mine, theirs = shapes[name], shapes[target]
-            if strategy.fork and mine.kind != "helper" and mine.devices != theirs.devices:
+            if mine.kind != "helper" and mine.devices != theirs.devices:
                 out.append(source.diagnostic(
                     "E414", f"`{name}` uses {mine.devices} devices but its target `{target}` has {theirs.devices}; "
                             "colocated roles must have equal world sizes", ("roles", name, "backend"),
@@ -304,11 +304,20 @@ def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape],
                                      f"e.g. {rt.heartbeat_interval * 6:g}"))
     if rt.grace_period < 0:
         out.append(source.diagnostic("E470", "grace_period must not be negative", ("runtime", "grace_period")))
-    ports = sum(s.workers * (exp.roles[n].scheduling_spec.port_count + 1) for n, s in shapes.items()
-                if s.has_processes)
+    ports = 0  # exactly what the plan hands out: per worker its ports and its agent's; per forked child its ports
+    for name, shape in shapes.items():
+        count = exp.roles[name].scheduling_spec.port_count
+        if shape.is_placed:
+            ports += shape.workers * (count + 1)
+        elif shape.fork and shape.colocated_with in shapes:
+            ports += shapes[shape.colocated_with].workers * count
     if not 1024 <= rt.base_port or rt.base_port + ports > 65535:
         out.append(source.diagnostic("E471", f"base_port {rt.base_port} leaves no room for the {ports} ports this "
                                              "experiment plans", ("runtime", "base_port"), "use 1024..60000"))
+    if not exp.fileroot.startswith("/") or "%" in exp.fileroot:
+        out.append(source.diagnostic("E472", f"fileroot `{exp.fileroot}` must be an absolute path without `%`",
+                                     ("fileroot",), "a shared directory every node mounts at the same path, "
+                                                    "e.g. /shared/areal/experiments"))
     slurm = exp.slurm
     if not re.match(r"^\d+\.\d+$", slurm.version):
         out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",

@@ -1,6 +1,6 @@
 """YAML loading that remembers where every key and value came from (file:line:col).
 
-Called by check.py (and the importer) first; everything after it works on plain data plus these positions."""
+Called by check.py first; everything after it works on plain data plus these positions."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -170,6 +170,9 @@ class _Walker:
 
     def value(self, node: yaml.Node, path: Path_, depth: int):
         self.count += 1
+        if depth > MAX_DEPTH:  # nesting built from aliases, which the text-level check cannot see
+            raise self.error("E106", f"nesting deeper than {MAX_DEPTH} levels (through aliases)", node,
+                             "an experiment is a few levels deep; remove the nested anchors and aliases")
         if self.count > MAX_NODES:
             raise self.error("E106", f"more than {MAX_NODES} values after expanding aliases (an alias bomb?)",
                              node, "remove the nested anchors and aliases")

@@ -89,6 +89,17 @@ CASES = {
     "gate role unknown": (BASE + "staleness: {max_head_offpolicyness: 1, consumer_batch_size: 8, gate_role: actr}\n",
                           ("E462", 13, 75)),
     "hung_after not above heartbeat": (BASE + "runtime: {heartbeat_interval: 5, hung_after: 5}\n", ("E470", 13, 46)),
+    "runtime value not a number": (BASE + "runtime: {grace_period: .nan}\n", ("E203", 13, 25)),
+    "runtime value infinite": (BASE + "runtime: {hung_after: .inf}\n", ("E203", 13, 23)),
+    "fork false world size differs": (BASE + "  ref:\n    backend: \"fsdp:d2\"\n"
+                                             "    scheduling_strategy: {type: colocation, target: actor, fork: false}\n",
+                                      ("E414", 14, 14)),
+    "ports past 65535 with forked roles": (BASE + "  proxy:\n    cmd: python3 proxy.py\n"
+                                                  "    scheduling_spec: {port_count: 2000}\n"
+                                                  "    scheduling_strategy: {type: colocation, target: actor}\n"
+                                                  "runtime: {base_port: 58000}\n", ("E471", 17, 22)),
+    "relative fileroot": (BASE + "fileroot: areal/runs\n", ("E472", 13, 11)),
+    "fileroot with percent": (BASE + "fileroot: /shared/%u\n", ("E472", 13, 11)),
     "base_port too low": (BASE + "runtime: {base_port: 80}\n", ("E471", 13, 22)),
     "slurm value with newline": (BASE + "slurm: {partition: \"gpu\\nx\"}\n", ("E481", 13, 20)),
     "slurm version format": (BASE + "slurm: {version: \"22\"}\n", ("E480", 13, 18)),

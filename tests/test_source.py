@@ -89,3 +89,11 @@ def test_keys_stay_text(tmp_path, key):
                         f"    cmd: python3 -m train\n    scheduling_spec: {{env_vars: {{{key}: v}}}}\n")
     diags = located(write(tmp_path, text))
     assert all(code != "E203" for code, _, _ in diags)
+
+
+def test_nesting_through_aliases_is_bounded(tmp_path):
+    """Each anchor nests the previous one 10 levels deeper: shallow as text, 300 levels once aliases expand."""
+    lines = ["a0: &a0 x"]
+    for i in range(1, 31):
+        lines.append(f"a{i}: &a{i} " + "[" * 10 + f"*a{i - 1}" + "]" * 10)
+    assert codes(write(tmp_path, "\n".join(lines) + "\n")) == ["E106"]

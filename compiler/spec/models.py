@@ -11,9 +11,9 @@ SCHEMA_VERSION = 1
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors; no silent type coercion ("16" is not 16)."""
+    """Unknown keys are errors; no silent type coercion ("16" is not 16); no NaN or infinity."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class Compute(Strict):
