@@ -25,14 +25,14 @@ def _prepare_local(source: str, output: str):
     from areal_compiler.pipeline import compile_file
     from areal_compiler.report import exit_on_diagnostics
     from areal_compiler.runs import local
-    from areal_compiler.runs.registry import RunRecord, claim
+    from areal_compiler.runs.registry import RunRecord, claim, discard
 
     path = Path(source)
     if path.is_dir():
         target = path / "local" if (path / "local" / "launch.json").is_file() else path
         launch = local.read_launch(target)
-        record = RunRecord(launch["run_name"], "local", str(target.resolve()), "")
-        record.run_dir = str(local.run_paths(record.name)[1])
+        name = launch["run_name"]
+        record = RunRecord(name, "local", str(target.resolve()), str(local.run_paths(name)[1]))
         claim(record, local.is_active)
         return record
     result = compile_file(source, ("local",))
@@ -41,8 +41,15 @@ def _prepare_local(source: str, output: str):
     target, run_dir = local.run_paths(name)
     record = RunRecord(name, "local", str(target), str(run_dir))
     claim(record, local.is_active)
-    write_tree(target, {rel.removeprefix("local/"): a for rel, a in result.artifacts.items()})
+    try:
+        write_tree(target, {rel.removeprefix("local/"): a for rel, a in result.artifacts.items()})
+    except BaseException:
+        discard(record)
+        raise
     return record
+
+
+RUN_ERRORS = (ValueError, OSError)  # with RegistryError and OutputError (both ValueError/Exception subclasses)
 
 
 @click.command()
@@ -57,9 +64,11 @@ def run(source: str, quiet: bool) -> None:
     from areal_compiler.runs.registry import RegistryError
     from areal_compiler.runs.view import RunView
 
+    from areal_compiler.output import OutputError
+
     try:
         record = _prepare_local(source, "text")
-    except (RegistryError, ValueError) as exc:
+    except (RegistryError, OutputError, *RUN_ERRORS) as exc:
         _fail(exc, "text")
     sys.exit(Runner(record, RunView(record.name, Path(record.run_dir), stream_logs=not quiet)).execute())
 
@@ -75,11 +84,19 @@ def start(source: str, timeout: float, output: str) -> None:
     from areal_compiler.runs import local
     from areal_compiler.runs.registry import RegistryError, load
 
+    from areal_compiler.output import OutputError
+    from areal_compiler.runs.registry import discard
+
     try:
         record = _prepare_local(source, output)
-    except (RegistryError, ValueError) as exc:
+    except (RegistryError, OutputError, *RUN_ERRORS) as exc:
         _fail(exc, output)
     log = Path(record.run_dir).parent / "runner.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        discard(record)
+        _fail(exc, output)
     with open(log, "ab") as fh:
         runner = subprocess.Popen([sys.executable, "-m", "areal_compiler.runs.local", record.name],
                                   stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
@@ -99,7 +116,9 @@ def start(source: str, timeout: float, output: str) -> None:
         problem = f"not every worker was healthy after {timeout:g}s"
     if problem:
         detail = ", ".join(f"{r['role']}/{r['index']} {r['status']}" for r in rows)
+        stopped = local.stop(load(record.name), force=True) if runner.poll() is None else ""
         emit_error("start_failed", "run", f"{record.name}: {problem}" + (f" ({detail})" if detail else "")
+                   + ("; the run was stopped" if stopped else "")
                    + f"; see `areal logs {record.name}` and {log}", False, output == "json")
         sys.exit(1)
     if output == "json":
@@ -145,38 +164,39 @@ def submit(source: str, target: str, test_only: bool, output: str) -> None:
 
     Runs `sbatch --parsable` from the current directory (the workers' working directory); `--test-only` prints
     Slurm's verdict (`sbatch --test-only`) and records nothing."""
-    from areal_compiler.output import write_tree
+    from areal_compiler.output import OutputError, write_tree
     from areal_compiler.pipeline import compile_file
     from areal_compiler.report import exit_on_diagnostics
     from areal_compiler.runs import slurm
-    from areal_compiler.runs.registry import RegistryError, RunRecord, areal_home, claim, save
+    from areal_compiler.runs.registry import RegistryError, RunRecord, areal_home, claim, discard, save
 
     path = Path(source)
     try:
         if path.is_dir():
             folder = path / "slurm" if (path / "slurm" / "job.sbatch").is_file() else path
-            plan = json.loads((folder / "plan.json").read_text(encoding="utf-8")) \
-                if (folder / "plan.json").is_file() else None
-            if plan is None:
-                raise ValueError(f"{path} is not a compiled Slurm folder (no plan.json)")
-            name = f"{plan['experiment_name']}/{plan['trial_name']}"
+            try:
+                plan = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+                name = f"{plan['experiment_name']}/{plan['trial_name']}"
+            except (OSError, ValueError, KeyError, TypeError):
+                raise ValueError(f"{path} is not a compiled Slurm folder (no usable plan.json)") from None
         else:
             result = compile_file(source, ("slurm",))
             exit_on_diagnostics([result], output)
             name = f"{result.plan.experiment_name}/{result.plan.trial_name}"
             folder = areal_home() / "runs" / result.plan.experiment_name / result.plan.trial_name / "slurm"
-        record = RunRecord(name, "slurm", str(folder.resolve()), "")
+            write_tree(folder, {r.removeprefix("slurm/"): a for r, a in result.artifacts.items()})
         if test_only:
-            if not path.is_dir():
-                write_tree(folder, {r.removeprefix("slurm/"): a for r, a in result.artifacts.items()})
             verdict = slurm.submit(folder, test_only=True)
             emit_json({"run": name, **verdict}) if output == "json" else click.echo(verdict["verdict"])
             return
+        record = RunRecord(name, "slurm", str(folder.resolve()), "")
         claim(record, slurm.is_active)
-        if not path.is_dir():
-            write_tree(folder, {r.removeprefix("slurm/"): a for r, a in result.artifacts.items()})
-        job = slurm.submit(folder)
-    except (RegistryError, slurm.SlurmError, ValueError, OSError) as exc:
+        try:
+            job = slurm.submit(folder)
+        except BaseException:
+            discard(record)  # nothing was submitted: the name stays free
+            raise
+    except (RegistryError, OutputError, slurm.SlurmError, *RUN_ERRORS) as exc:
         _fail(exc, output)
     record.run_dir, record.job = job["run_dir"], {"slurm_job_id": job["job_id"], "batch_logs": job["batch_logs"]}
     save(record)
@@ -188,7 +208,8 @@ def submit(source: str, target: str, test_only: bool, output: str) -> None:
 
 @click.command()
 @click.argument("name", metavar="RUN")
-@click.option("--force", is_flag=True, help="SIGKILL whatever is still alive after the grace period.")
+@click.option("--force", is_flag=True, help="Local runs: SIGKILL whatever is still alive after the grace period "
+                                            "(on Slurm, scancel always ends with SIGKILL after KillWait).")
 @OUTPUT
 def stop(name: str, force: bool, output: str) -> None:
     """Stop RUN (experiment/trial): SIGTERM, the grace period, then SIGKILL with --force."""
@@ -261,7 +282,7 @@ def status(name: str, output: str) -> None:
         from areal_compiler.runs import slurm
 
         try:
-            job = slurm.status(record.job["slurm_job_id"])
+            job = slurm.status(record.job["slurm_job_id"]) if record.job.get("slurm_job_id") else {}
         except slurm.SlurmError as exc:
             job = {"error": exc.message}
     if output == "json":

@@ -37,13 +37,18 @@ def with_marker(files: dict[str, Artifact]) -> dict[str, Artifact]:
 
 
 def write_tree(out: Path, files: dict[str, Artifact]) -> None:
-    """Write every file into a temporary folder beside `out`, then swap it in; stale files disappear."""
+    """Write every file into a temporary folder beside `out`, then swap it in; stale files disappear.
+
+    The swap is two renames (the old tree aside, the new one in); if the second fails the old tree is put back."""
     files = with_marker(files)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise OutputError(f"refusing to replace {out}: it exists and was not written by areal compile "
                           f"(no {MARKER} file); choose another --out or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
         for rel, artifact in sorted(files.items()):
             path = tmp / rel
@@ -59,9 +64,18 @@ def write_tree(out: Path, files: dict[str, Artifact]) -> None:
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.rename(out, old / "tree")
-        os.rename(tmp, out)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            if old is not None:  # put the previous output back: a failed write leaves it as it was
+                os.rename(old / "tree", out)
+                shutil.rmtree(old, ignore_errors=True)
+            raise
         if old is not None:
             shutil.rmtree(old)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -126,3 +126,32 @@ def test_local_launch_plan_matches_its_schema(example):
 
     assert manifest["agent_sha256"] == hashlib.sha256(result.artifacts["local/agent.pyz"].content).hexdigest()
     assert manifest["experiment_sha256"] == plan["experiment_sha256"]
+
+
+def test_unwritable_out_is_a_usage_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = areal("compile", str(EXAMPLE), "--out", str(tmp_path / "file" / "out"))
+    assert result.returncode == 2 and b"cannot write" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_a_failed_swap_puts_the_previous_output_back(tmp_path, monkeypatch):
+    from areal_compiler import output
+    from areal_compiler.pipeline import compile_file
+
+    out = tmp_path / "o"
+    files = compile_file(str(EXAMPLE), ("local",)).artifacts
+    output.write_tree(out, files)
+    before = tree(out)
+    real_rename, calls = os.rename, []
+
+    def failing_second_rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new tree into place
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(output.os, "rename", failing_second_rename)
+    with pytest.raises(output.OutputError, match="No space left"):
+        output.write_tree(out, files)
+    assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no temporary or aside folders left

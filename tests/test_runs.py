@@ -181,3 +181,40 @@ def test_agent_setup_errors_are_shown(home, tmp_path):
     result = areal("run", str(path), "--quiet", timeout=60)
     assert result.returncode == 2
     assert "agent: areal-agent: error: cannot read secret HF_TOKEN from /nonexistent/hf_token" in result.stderr.decode()
+
+
+def test_start_from_a_compiled_folder_on_a_fresh_home(home, tmp_path):
+    path = variant(tmp_path, "fromdir", steps=100000, port=31800)
+    assert areal("compile", str(path), "--out", str(tmp_path / "out"), "--target", "local").returncode == 0
+    started = areal("start", str(tmp_path / "out"), timeout=90)
+    assert started.returncode == 0, started.stderr.decode()
+    assert areal("stop", "demo-cpu/fromdir", timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize("launch", ["{}", "[]", "not json"])
+def test_unusable_compiled_folder_is_a_clear_error(home, tmp_path, launch):
+    folder = tmp_path / "local"
+    folder.mkdir()
+    for name in ("plan.json", "agent.pyz"):
+        (folder / name).write_text("{}")
+    (folder / "launch.json").write_text(launch)
+    result = areal("run", str(folder))
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert b"unusable launch.json or plan.json" in result.stderr
+    assert json.loads(areal("ps", "-a", "-o", "json").stdout)["data"]["runs"] == []
+
+
+def test_failed_submit_leaves_no_record(home, tmp_path):
+    """sbatch refusing the job must not leave a record that breaks ps, status or the next submit."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Invalid partition name specified' >&2\nexit 1\n")
+    (bindir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    path = variant(tmp_path, "nosubmit", port=31900)
+    path.write_text(path.read_text().replace("/tmp/areal/experiments", str(tmp_path / "root")))
+    for _ in range(2):  # the second attempt meets the same Slurm error, not "already running"
+        result = areal("submit", str(path), env=env)
+        assert result.returncode == 1 and b"Invalid partition name specified" in result.stderr, result.stderr
+    listed = areal("ps", "-a", "-o", "json", env=env)
+    assert listed.returncode == 0 and json.loads(listed.stdout)["data"]["runs"] == []

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from areal_compiler.agent.procs import exit_code
 from areal_compiler.runs.registry import RunRecord, areal_home, load, save
 
 POLL = 0.2  # seconds between looks at the agents
@@ -27,14 +28,24 @@ def run_paths(name: str) -> tuple[Path, Path]:
 
 
 def read_launch(target_dir: Path) -> dict:
+    """The launch plan of a compiled local folder, checked against its schema; ValueError says what is wrong."""
+    from pydantic import ValidationError
+
+    from areal_compiler.targets.local import LaunchPlan
+
     path = target_dir / "launch.json"
+    missing = [n for n in ("launch.json", "plan.json", "agent.pyz") if not (target_dir / n).is_file()]
+    if missing:
+        raise ValueError(f"{target_dir} is not a compiled local target (no {', '.join(missing)}); "
+                         "pass an experiment YAML or the `local/` folder `areal compile` wrote")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{target_dir} is not a compiled local target (no launch.json); "
-                         "pass an experiment YAML or the `local/` folder `areal compile` wrote") from None
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+        launch = LaunchPlan.model_validate_json(path.read_bytes())
+        plan = json.loads((target_dir / "plan.json").read_text(encoding="utf-8"))
+        float(plan["runtime"]["grace_period"])
+    except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{target_dir} holds an unusable launch.json or plan.json ({type(exc).__name__}); "
+                         "recompile it with `areal compile --target local`") from None
+    return launch.model_dump(mode="json")
 
 
 def _fill(text: str, target_dir: Path, run_dir: Path) -> str:
@@ -118,8 +129,7 @@ class Runner:
         while len(self.codes) < len(self.agents):
             ended = [name for name, proc in self.agents.items() if name not in self.codes and proc.poll() is not None]
             for name in sorted(ended, key=self._ended_at):  # the order they really ended, not the poll order
-                proc = self.agents[name]
-                code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+                code = exit_code(self.agents[name].returncode)
                 self.codes[name] = code
                 if self.view:
                     self.view.exited(name, code)
@@ -182,8 +192,26 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
+def _runs(pid: int | None, marker: bytes) -> bool:
+    """The pid is alive AND is still our process (its command line names `marker`): pids get reused."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _runner_alive(record: RunRecord) -> bool:
+    return _runs(record.job.get("runner_pid"), b"areal_compiler")
+
+
+def _live_agents(record: RunRecord) -> list[int]:
+    return [pid for pid in record.job.get("agents", {}).values() if _runs(pid, b"agent.pyz")]
+
+
 def is_active(record: RunRecord) -> bool:
-    return record.outcome is None and pid_alive(record.job.get("runner_pid"))
+    return record.outcome is None and _runner_alive(record)
 
 
 def status(record: RunRecord) -> str:
@@ -191,46 +219,43 @@ def status(record: RunRecord) -> str:
         return record.outcome
     if is_active(record):
         return "running"
-    return "crashed" if record.job.get("runner_pid") else "starting"
+    return "crashed" if record.job.get("runner_pid") else "starting"  # "starting": claimed, runner not up yet
 
 
 def stop(record: RunRecord, force: bool) -> str:
     """Stop a local run: SIGTERM the runner (it stops the agents in order); --force kills what is left."""
-    if not is_active(record) and not any(pid_alive(p) for p in record.job.get("agents", {}).values()):
+    if not is_active(record) and not _live_agents(record):
         return "already stopped"
     runner = record.job.get("runner_pid")
-    if pid_alive(runner):
-        os.kill(runner, signal.SIGTERM)
-    else:  # the runner is gone: stop its agents ourselves
-        for pid in record.job.get("agents", {}).values():
-            if pid_alive(pid) and _is_agent(pid):
-                os.kill(pid, signal.SIGTERM)
-    plan = json.loads((Path(record.target_dir) / "plan.json").read_text(encoding="utf-8"))
-    deadline = time.monotonic() + float(plan["runtime"]["grace_period"]) + 5
-    pids = [runner, *record.job.get("agents", {}).values()]
-    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+    targets = [runner] if _runner_alive(record) else _live_agents(record)  # the runner gone: its agents
+    for pid in targets:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        plan = json.loads((Path(record.target_dir) / "plan.json").read_text(encoding="utf-8"))
+        grace = float(plan["runtime"]["grace_period"])
+    except (OSError, ValueError, KeyError, TypeError):
+        grace = 10.0
+    deadline = time.monotonic() + 2 * grace + 5
+    while time.monotonic() < deadline and (_runner_alive(record) or _live_agents(record)):
         time.sleep(POLL)
-    left = [p for p in pids if pid_alive(p)]
-    if left and force:
-        for pid in left:
+    if force:
+        for pid in _live_agents(record):
             try:
-                os.killpg(pid, signal.SIGKILL) if pid != runner else os.kill(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)  # an agent leads its own process group
             except ProcessLookupError:
                 pass
-    elif left:
-        return f"still stopping ({len(left)} process(es) alive); `areal stop --force` kills them"
+        if _runner_alive(record):
+            os.kill(runner, signal.SIGKILL)
+    elif _runner_alive(record) or _live_agents(record):
+        return "still stopping; `areal stop --force` kills what is left"
     fresh = load(record.name)
     if fresh.outcome is None:
         fresh.outcome = "stopped"
         save(fresh)
     return "stopped"
-
-
-def _is_agent(pid: int) -> bool:
-    try:
-        return b"agent.pyz" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 def main(argv: list[str]) -> int:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from areal_compiler.agent.state import atomic_write_json  # one atomic writer (temp, fsync, rename) for both
+from areal_compiler.report import now_iso
 
 
 class RegistryError(Exception):
@@ -25,10 +25,6 @@ def areal_home() -> Path:
     return Path(os.environ.get("AREAL_HOME") or Path.home() / ".areal")
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
 @dataclass
 class RunRecord:
     name: str  # experiment/trial
@@ -40,14 +36,6 @@ class RunRecord:
     job: dict = field(default_factory=dict)  # target ids: {"pids": [...]} or {"slurm_job_id": "123"}
     outcome: str | None = None  # set once the run has ended: completed | failed | stopped | crashed
     exit_code: int | None = None
-
-    @property
-    def experiment(self) -> str:
-        return self.name.split("/", 1)[0]
-
-    @property
-    def trial(self) -> str:
-        return self.name.split("/", 1)[1]
 
 
 def record_path(name: str) -> Path:
@@ -112,3 +100,13 @@ def claim(record: RunRecord, is_active) -> None:
     finally:
         os.close(fd)
         lock.unlink(missing_ok=True)
+
+
+def discard(record: RunRecord) -> None:
+    """Remove a record this process claimed but could not start (so it blocks nothing and shows nowhere)."""
+    try:
+        current = load(record.name)
+    except RegistryError:
+        return
+    if current.created_at == record.created_at and current.target == record.target and not current.job:
+        record_path(record.name).unlink(missing_ok=True)

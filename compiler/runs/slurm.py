@@ -192,13 +192,21 @@ def log_paths(run_dir: Path) -> dict:
 # -- the run-record view used by the operator verbs (ps, status, stop), like runs/local.py --
 
 def run_status(record) -> str:
-    """completed | failed | stopped | crashed once the job ended; else pending | running (Slurm's word, lower)."""
+    """completed | failed | stopped | crashed once the job ended; else pending | running (Slurm's word, lower);
+    `unknown` when Slurm cannot be asked (ps shows it; stop and submit refuse to guess)."""
     if record.outcome:
         return record.outcome
     try:
-        state = status(record.job["slurm_job_id"])
+        return _live_status(record)
     except SlurmError:
         return "unknown"
+
+
+def _live_status(record) -> str:
+    job_id = record.job.get("slurm_job_id")
+    if not job_id:
+        return "crashed"  # the record was claimed but the submission never completed
+    state = status(job_id)
     if state["terminal"]:
         from areal_compiler.runs.registry import save
 
@@ -209,11 +217,13 @@ def run_status(record) -> str:
 
 
 def is_active(record) -> bool:
-    return run_status(record) not in ("completed", "failed", "stopped", "crashed", "unknown")
+    """Whether the run still holds its name; raises SlurmError when Slurm cannot say (never guesses "no")."""
+    return record.outcome is None and _live_status(record) not in ("completed", "failed", "stopped", "crashed")
 
 
 def stop_run(record, force: bool) -> str:
-    """scancel (Slurm then signals every step; the agents stop their workers within the grace period)."""
+    """scancel: Slurm signals every step (the agents stop their workers within the grace period) and sends
+    SIGKILL after the cluster's KillWait; so `force` adds nothing here."""
     if not is_active(record):
         return "already stopped"
     stop(record.job["slurm_job_id"])
