@@ -11,6 +11,11 @@ from areal_compiler.spec.models import Experiment
 from areal_compiler.spec.shape import RoleShape
 
 
+# Variables that describe one role's process group: a forked child of another role never inherits them.
+ROLE_SCOPED = frozenset({"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                         "AREAL_INSTANCE_INDEX", "AREAL_INSTANCE_NODE_RANK", "AREAL_INSTANCE_NODES"})
+
+
 @dataclass(frozen=True)
 class Layout:
     """Everything the contract needs about the resolved experiment."""
@@ -47,7 +52,7 @@ def argv_of(cmd: str) -> list[str]:
 def worker(layout: Layout, role: str, index: int, ports):
     from areal_compiler.plan import Fork, Worker
 
-    exp, shape = layout.exp, layout.shapes[role]
+    exp = layout.exp
     spec = exp.roles[role].scheduling_spec
     node, devices = layout.placement[role][index]
     own_ports = ports.take(spec.port_count)
@@ -66,7 +71,7 @@ def worker(layout: Layout, role: str, index: int, ports):
         fork_env.update(fork_spec.env_vars)
         cmd = exp.roles[fork_role].cmd or exp.roles[role].cmd
         forks.append(Fork(role=fork_role, index=index, argv=argv_of(cmd), env=fork_env,
-                          ports=ports.take(fork_spec.port_count)))
+                          ports=ports.take(fork_spec.port_count), unset=[]))
     return Worker(role=role, index=index, node=node, devices=devices, cpu=spec.cpu, mem_gb=spec.mem,
                   ports=own_ports, agent_port=agent_port, argv=argv_of(exp.roles[role].cmd), env=env, forks=forks,
                   secret_files={k: s.file for k, s in exp.secrets.items()})
@@ -108,7 +113,11 @@ def with_addresses(layout: Layout, workers: list) -> list:
     out = []
     for w in workers:
         env = {**w.env, **shared, **_master(layout, w.role, processes)}
-        forks = [f.model_copy(update={"env": {**f.env, **_master(layout, f.role, processes)}}) for f in w.forks]
+        forks = []
+        for f in w.forks:
+            fork_env = {**f.env, **_master(layout, f.role, processes)}
+            unset = sorted(k for k in env if k in ROLE_SCOPED and k not in fork_env)
+            forks.append(f.model_copy(update={"env": fork_env, "unset": unset}))
         out.append(w.model_copy(update={"env": env, "forks": forks}))
     return out
 

@@ -28,6 +28,7 @@ class Fork(Frozen):
     argv: list[str]
     env: dict[str, str]
     ports: list[int]
+    unset: list[str]  # the parent worker's role-scoped variables (rank, master, instance) it must not inherit
 
 
 class Worker(Frozen):

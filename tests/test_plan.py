@@ -118,3 +118,12 @@ def test_experiment_hash_ignores_spelled_out_defaults_and_key_order(tmp_path):
     sha = [plan_of(write(tmp_path, t, f"{i}.yaml")).experiment_sha256
            for i, t in enumerate([BASE, spelled, reordered, changed])]
     assert sha[0] == sha[1] == sha[2] != sha[3]
+
+
+def test_a_forked_helper_does_not_inherit_the_trainers_rendezvous(tmp_path):
+    text = BASE + "  proxy:\n    cmd: python3 proxy.py\n    scheduling_strategy: {type: colocation, target: actor}\n"
+    plan = plan_of(write(tmp_path, text))
+    proxy = plan.worker("actor", 1).forks[0]
+    assert proxy.unset == ["LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"]
+    ref = plan_of(ROOT / "examples" / "single-node-colocated-ref.yaml").worker("actor", 1).forks[0]
+    assert ref.unset == [] and ref.env["RANK"] == "1"  # a forked trainer has rendezvous variables of its own

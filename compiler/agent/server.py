@@ -197,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
             return {}
         try:
             body = json.loads(raw.decode("utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON within the size limit
             raise HttpError(400, "body is not valid JSON") from None
         if not isinstance(body, dict):
             raise HttpError(400, "body must be a JSON object")
@@ -229,6 +229,9 @@ class Handler(BaseHTTPRequestHandler):
         """Quiet: requests are not logged (the request line never holds the token, headers are never logged)."""
 
 
+MAX_CONNECTIONS = 64  # one thread each: more open connections (even idle, unauthenticated ones) are refused
+
+
 class AgentServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -237,7 +240,24 @@ class AgentServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         self.agent = agent
         self.token = token.encode("utf-8")
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the limit: close at once, no thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},

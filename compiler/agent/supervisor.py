@@ -4,6 +4,7 @@ Called by cli.py `supervise` and by in-process callers through supervise(); deta
 from __future__ import annotations
 
 import os
+import re
 import queue
 import signal
 import sys
@@ -18,6 +19,8 @@ from .gate import EventLog, StalenessGate
 from .plan import (PlanError, allocated_devices, declared_commands, fill_argv, fill_env, find_worker, http_url,
                    load_plan, node_host, node_hosts, parse_worker_spec, read_secrets, runtime_settings)
 from .policy import is_declared
+
+ROLE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # also keeps state and log paths inside the run dir
 from .procs import (become_subreaper, exit_code, kill_stray_children, reap_orphans, spawn, spawn_error_code,
                     stop_groups)
 from .server import AgentServer, HttpError
@@ -49,6 +52,8 @@ class Supervisor:
         self.worker_argv = fill_argv(self.worker["argv"], ports, self.hosts)
         self.worker_env = fill_env(self.worker.get("env"), ports, self.hosts)
         self.secrets = read_secrets(self.worker.get("secret_files") or {})  # forks inherit them too
+        # The parent's rank/master/instance variables a forked role must not inherit (the plan says which).
+        self.fork_unset = {f["role"]: frozenset(f.get("unset") or ()) for f in self.worker.get("forks") or []}
         visibility = (plan.get("accelerator") or {}).get("visibility_env")
         if visibility and self.worker.get("devices") and self.environ.get("AREAL_ALLOCATED_DEVICES"):
             self.worker_env[visibility] = allocated_devices(  # the scheduler's devices, sliced by plan
@@ -117,7 +122,11 @@ class Supervisor:
         for sub in ("state", "logs"):
             os.makedirs(os.path.join(self.run_dir, sub), exist_ok=True)
         server = self._listen(token)
-        self._open_gate()
+        try:
+            self._open_gate()
+        except BaseException:
+            server.server_close()
+            raise
         restore = self._install_signals()
         self._spawner = threading.current_thread()  # children die with the thread that spawned them
         if self.own_process:
@@ -279,8 +288,10 @@ class Supervisor:
         beat_file = self._heartbeat_file(role, index)
         child = Child(role, index, "forked", state, list(ports), beat_file)
         log_path = os.path.join(self.run_dir, "logs", role, "%d.log" % index)
+        unset = self.fork_unset.get(role, ())
+        inherited = {k: v for k, v in self.worker_env.items() if k not in unset}
         try:
-            child.proc = spawn(argv, self._child_env([self.secrets, self.worker_env, env], beat_file), log_path)
+            child.proc = spawn(argv, self._child_env([self.secrets, inherited, env], beat_file), log_path)
         except OSError as exc:
             state.finish(FAILED, spawn_error_code(exc))
             raise HttpError(400, "cannot start %s: %s" % (argv[0], exc)) from None
@@ -293,9 +304,12 @@ class Supervisor:
     def fork(self, role: str, index: int, argv: List[str], env: Dict[str, str], ports: List[int]) -> int:
         if self._closing:
             raise HttpError(503, "the agent is stopping")
+        if not ROLE_NAME.match(role):
+            raise HttpError(400, "field 'role' must be a role name (lower-case letters, digits and '-')")
         allocated = self.table.allocated_ports()
-        if any(port not in allocated for port in ports):
-            raise HttpError(400, "field 'ports' may only name ports from /alloc_ports")
+        in_use = {p for c in self.table.children() for p in c.ports}
+        if any(port not in allocated or port in in_use for port in ports) or len(set(ports)) != len(ports):
+            raise HttpError(400, "field 'ports' may only name ports from /alloc_ports that no child uses")
         if any(w.get("role") == role and w.get("index") == index for w in self.plan["workers"]):
             raise HttpError(409, "%s/%d is a planned worker, not a fork" % (role, index))
         if self.runtime["fork_commands"] == "declared" and not is_declared(

@@ -161,3 +161,33 @@ def test_any_policy_runs_any_command(tmp_path, agents):
         client.fork("proxy", 1, ["/nonexistent/binary"])
     assert info.value.status == 400
     client.close()
+
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(agent):
+    status, body = raw(agent["url"], "POST", "/alloc_ports", b"[" * 60000, auth())
+    assert status == 400 and "not valid JSON" in body["error"]
+
+
+def test_fork_role_must_be_a_role_name(agent):
+    status, body = raw(agent["url"], "POST", "/fork", fork_body(role="../../etc"), auth())
+    assert status == 400 and "role name" in body["error"]
+
+
+def test_connections_over_the_limit_are_refused_and_the_agent_still_serves(agent):
+    import socket
+
+    from areal_compiler.agent.server import MAX_CONNECTIONS
+
+    host, port = agent["url"][len("http://"):].split(":")
+    idle = [socket.create_connection((host, int(port))) for _ in range(MAX_CONNECTIONS + 20)]
+    try:
+        refused = 0
+        for sock in idle[-20:]:
+            sock.settimeout(5)
+            refused += sock.recv(1) == b""  # closed by the agent at once, no thread spent on it
+        assert refused == 20
+    finally:
+        for sock in idle:
+            sock.close()
+    wait_until(lambda: _health(agent["client"]), what="agent serving again")

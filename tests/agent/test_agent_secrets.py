@@ -31,3 +31,18 @@ def test_missing_secret_file_is_a_setup_error_without_a_value(tmp_path):
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert f"cannot read secret HF_TOKEN from {tmp_path / 'nope'}" in stderr
+
+
+def test_forked_child_drops_the_role_scoped_variables_the_plan_lists(tmp_path):
+    out = tmp_path / "fork.json"
+    dump = script("import json, os, sys; json.dump({k: os.environ.get(k) for k in ('RANK', 'KEEP', 'OWN')}, "
+                  "open(sys.argv[1], 'w'))") + [str(out)]
+    fork = {"role": "proxy", "index": 0, "argv": dump, "env": {"OWN": "1"}, "ports": [], "unset": ["RANK"]}
+    parent = worker("actor", 0, script("import time, os, sys; [time.sleep(0.05) for _ in range(200) "
+                                       "if not os.path.exists(sys.argv[1])]") + [str(out)],
+                    env={"RANK": "3", "KEEP": "yes"}, forks=[fork])
+    plan = make_plan(tmp_path / "plan.json", [parent])
+    proc = start_agent(plan, "actor/0", tmp_path / "run")
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert json.loads(out.read_text()) == {"RANK": None, "KEEP": "yes", "OWN": "1"}
