@@ -208,8 +208,9 @@ def submit(source: str, target: str, test_only: bool, output: str) -> None:
 
 @click.command()
 @click.argument("name", metavar="RUN")
-@click.option("--force", is_flag=True, help="Local runs: SIGKILL whatever is still alive after the grace period "
-                                            "(on Slurm, scancel always ends with SIGKILL after KillWait).")
+@click.option("--force", is_flag=True,
+              help="Local runs: SIGKILL what is still alive after the grace period (on Slurm, scancel always "
+                   "ends with SIGKILL after the cluster's KillWait).")
 @OUTPUT
 def stop(name: str, force: bool, output: str) -> None:
     """Stop RUN (experiment/trial): SIGTERM, the grace period, then SIGKILL with --force."""

@@ -86,7 +86,7 @@ class _JsonClient:
 
 
 class AgentClient(_JsonClient):
-    """The fork protocol of one agent (domain.md 5.2)."""
+    """The fork protocol of one agent (AReaL's: alloc_ports, fork, kill_forked_worker, health)."""
 
     def health(self) -> Dict[str, Any]:
         return self.request("GET", "/health")

@@ -1,4 +1,4 @@
-"""The staleness gate (domain.md 5.3): how many rollouts may start without exceeding the allowed off-policyness.
+"""The staleness gate (AReaL's formula): how many rollouts may start without exceeding the allowed off-policyness.
 
 Used in-process by anyone, and served over HTTP by the agent whose worker is the plan's `gate` (server.py)."""
 from __future__ import annotations

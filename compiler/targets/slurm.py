@@ -35,6 +35,7 @@ from importlib import resources
 
 import jinja2
 
+from areal_compiler.contract import env_suffix
 from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError
 
@@ -64,10 +65,6 @@ def sbatch_value(value) -> str:
     if not text or any(c in text for c in '"\n\r\\') or any(ord(c) < 32 for c in text):
         raise SlurmRenderError(f"{text!r} cannot be written into an #SBATCH line")
     return f'"{text}"'
-
-
-def shell_name(role: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", role).upper()
 
 
 def _components(plan: Plan, roles: list[str]) -> list[list[str]]:
@@ -123,9 +120,6 @@ def context(plan: Plan) -> dict:
     """Everything the template needs, as plain data."""
     job = plan.targets["slurm"]
     version = version_tuple(job.get("version", DEFAULT_VERSION))
-    het = version >= (20, 2)
-    typed = bool(job.get("gres_type"))
-    max_retries = int(job.get("max_retries", 0))
     visibility = plan.accelerator.get("visibility_env")
     if visibility and not ENV_NAME.match(visibility):
         raise SlurmRenderError(f"visibility variable {visibility!r} is not an environment variable name")
@@ -134,115 +128,125 @@ def context(plan: Plan) -> dict:
         raise SlurmRenderError("the plan has no role with processes to start")
     groups = _components(plan, roles)
     if len(groups) > 1 and version < (17, 11):
-        raise SlurmRenderError(f"slurm.version {job.get('version')} has no heterogeneous jobs (17.11+)")
+        raise SlurmRenderError(f"slurm.version {job.get('version')} has no heterogeneous jobs (17.11+)",
+                               ("slurm", "version"))
     run_parent = f"{plan.fileroot.rstrip('/') or '/'}/{plan.experiment_name}/{plan.trial_name}"
-    container = job.get("container_type", "none")
-
-    workers_by_role: dict[str, list] = {n: sorted((w for w in plan.workers if w.role == n), key=lambda w: w.index)
-                                        for n in roles}
+    workers = {n: sorted((w for w in plan.workers if w.role == n), key=lambda w: w.index) for n in roles}
     components, steps = [], []
     for k, names in enumerate(groups):
-        nodes = sorted({n for name in names for n in plan.roles[name].nodes})
-        per_node = {n: {"tasks": 0, "mem": 0, "devices": set(), "overlap": False} for n in nodes}
-        cpus = 0
-        for name in names:
-            extra_cpu, extra_mem = _forks_extra(plan, name)
-            cpus = max(cpus, plan.roles[name].cpu + extra_cpu)
-            role_devs: dict[int, set] = {}
-            for w in workers_by_role[name]:
-                slot = per_node[w.node]
-                slot["tasks"] += 1
-                slot["mem"] += w.mem_gb + extra_mem
-                role_devs.setdefault(w.node, set()).update(w.devices)
-            for node, devs in role_devs.items():
-                if per_node[node]["devices"] & devs:
-                    per_node[node]["overlap"] = True
-                per_node[node]["devices"] |= devs
-        tasks = sum(s["tasks"] for s in per_node.values())
-        devices = max(len(s["devices"]) for s in per_node.values())
-        overlap = any(s["overlap"] for s in per_node.values())
-        label = "+".join(names)
-        opts = {
-            "job-name": f"{plan.experiment_name}_{plan.trial_name}:{label}",
-            "nodes": str(len(nodes)),
-            "ntasks": str(tasks),
-            "cpus-per-task": str(cpus),
-            "mem": f"{max(s['mem'] for s in per_node.values())}G",
-            "output": f"{run_parent}/slurm-%j.out",
-            "error": f"{run_parent}/slurm-%j.err",
-        }
-        if len({s["tasks"] for s in per_node.values()}) == 1:
-            opts["ntasks-per-node"] = str(tasks // len(nodes))
-        if devices:
-            opts["gres"] = _gres(plan, devices, typed)
-        for key, value in _settings(plan, names).items():
-            if value is True:
-                opts[key] = None
-            elif value is not False:
-                opts[key] = str(value)
-        opts["requeue" if max_retries > 0 else "no-requeue"] = None
-        if max_retries > 0:
-            opts["open-mode"] = "append"  # a requeued attempt appends to the same slurm-<job>.out/.err
-        lines = sorted(f"--{key}" if value is None else f"--{key}={sbatch_value(value)}"
-                       for key, value in opts.items())
-        components.append({"index": k, "roles": names, "label": label, "nodes": nodes, "sbatch": lines,
-                           "nodelist_var": f"SLURM_JOB_NODELIST_{'HET' if het else 'PACK'}_GROUP_{k}"
-                           if len(groups) > 1 else "SLURM_JOB_NODELIST"})
-        for name in names:
-            role = plan.roles[name]
-            extra_cpu, extra_mem = _forks_extra(plan, name)
-            ws = workers_by_role[name]
-            mem_per_node: dict[int, int] = {}
-            devs_per_node: dict[int, set] = {}
-            for w in ws:
-                mem_per_node[w.node] = mem_per_node.get(w.node, 0) + w.mem_gb + extra_mem
-                devs_per_node.setdefault(w.node, set()).update(w.devices)
-            role_devices = max(len(d) for d in devs_per_node.values())
-            argv = ["srun"]
-            if len(groups) > 1:
-                argv.append(f"--{'het' if het else 'pack'}-group={k}")
-            argv += [f"--nodes={len(role.nodes)}", f"--ntasks={len(ws)}", "--distribution=arbitrary",
-                     f"--cpus-per-task={role.cpu + extra_cpu}", f"--mem={max(mem_per_node.values())}G"]
-            if devices:
-                if overlap:
-                    argv.append(f"--gres={_gres(plan, devices, typed)}")
-                    if version >= (20, 11):
-                        argv.append("--overlap")
-                elif role_devices:
-                    argv.append(f"--gres={_gres(plan, role_devices, typed)}")
-                else:
-                    argv.append("--gres=none")
-            argv += ["--kill-on-bad-exit=1", f"--job-name={plan.experiment_name}_{plan.trial_name}:{name}"]
-            wrapper = []
-            if visibility and role_devices:
-                wrapper = ["bash", "-c", f'export AREAL_ALLOCATED_DEVICES="${{{visibility}:-}}"; exec "$@"',
-                           "areal-step"]
-            if container == "apptainer":
-                if not role.image:
-                    raise SlurmRenderError(f"slurm.container_type is apptainer but role `{name}` has no image")
-                binds = ",".join(job.get("mount") or [])
-                wrapper += ["apptainer", "exec"] + (["--nv"] if visibility == "CUDA_VISIBLE_DEVICES" else []) \
-                    + (["--bind", binds] if binds else [])
-            steps.append({
-                "role": name, "var": shell_name(name), "group": k, "workers": len(ws),
-                "hosts": [w.node for w in ws], "nodes": role.nodes, "srun": argv, "wrapper": wrapper,
-                "container": container == "apptainer", "image": role.image or "",
-            })
+        component, shared = _component(plan, k, names, workers, run_parent, len(groups), version)
+        components.append(component)
+        steps += [_step(plan, k, name, workers[name], shared, len(groups), version) for name in names]
     used = {n for c in components for n in c["nodes"]}
+    max_retries = int(job.get("max_retries", 0))
     return {
         "experiment": f"{plan.experiment_name}/{plan.trial_name}",
         "sha256": plan.experiment_sha256,
         "run_id": plan.run_id,
         "slurm_version": job.get("version", DEFAULT_VERSION),
-        "separator": "hetjob" if het else "packjob",
+        "separator": "hetjob" if version >= (20, 2) else "packjob",
         "components": components,
         "steps": steps,
         "run_parent": run_parent,
         "nodes": list(range(plan.nodes)),
         "unused_nodes": [n for n in range(plan.nodes) if n not in used],
         "max_retries": max_retries,
-        "grace": int(float(plan.runtime.get("grace_period", 10))),
     }
+
+
+def _component(plan: Plan, k: int, names: list[str], workers: dict, run_parent: str, count: int,
+               version: tuple[int, int]) -> tuple[dict, dict]:
+    """One heterogeneous-job component: the #SBATCH lines of the roles sharing its nodes; plus what its steps
+    need to know about it (devices per node, whether roles share devices)."""
+    job = plan.targets["slurm"]
+    nodes = sorted({n for name in names for n in plan.roles[name].nodes})
+    per_node = {n: {"tasks": 0, "mem": 0, "devices": set(), "overlap": False} for n in nodes}
+    cpus = 0
+    for name in names:
+        extra_cpu, extra_mem = _forks_extra(plan, name)
+        cpus = max(cpus, plan.roles[name].cpu + extra_cpu)
+        role_devs: dict[int, set] = {}
+        for w in workers[name]:
+            slot = per_node[w.node]
+            slot["tasks"] += 1
+            slot["mem"] += w.mem_gb + extra_mem
+            role_devs.setdefault(w.node, set()).update(w.devices)
+        for node, devs in role_devs.items():
+            if per_node[node]["devices"] & devs:
+                per_node[node]["overlap"] = True
+            per_node[node]["devices"] |= devs
+    tasks = sum(s["tasks"] for s in per_node.values())
+    devices = max(len(s["devices"]) for s in per_node.values())
+    label = "+".join(names)
+    opts = {
+        "job-name": f"{plan.experiment_name}_{plan.trial_name}:{label}",
+        "nodes": str(len(nodes)),
+        "ntasks": str(tasks),
+        "cpus-per-task": str(cpus),
+        "mem": f"{max(s['mem'] for s in per_node.values())}G",
+        "output": f"{run_parent}/slurm-%j.out",
+        "error": f"{run_parent}/slurm-%j.err",
+    }
+    if len({s["tasks"] for s in per_node.values()}) == 1:
+        opts["ntasks-per-node"] = str(tasks // len(nodes))
+    if devices:
+        opts["gres"] = _gres(plan, devices, bool(job.get("gres_type")))
+    for key, value in _settings(plan, names).items():
+        if value is True:
+            opts[key] = None
+        elif value is not False:
+            opts[key] = str(value)
+    max_retries = int(job.get("max_retries", 0))
+    opts["requeue" if max_retries > 0 else "no-requeue"] = None
+    if max_retries > 0:
+        opts["open-mode"] = "append"  # a requeued attempt appends to the same slurm-<job>.out/.err
+    lines = sorted(f"--{key}" if value is None else f"--{key}={sbatch_value(value)}" for key, value in opts.items())
+    group = "HET" if version >= (20, 2) else "PACK"
+    component = {"index": k, "roles": names, "label": label, "nodes": nodes, "sbatch": lines,
+                 "nodelist_var": f"SLURM_JOB_NODELIST_{group}_GROUP_{k}" if count > 1 else "SLURM_JOB_NODELIST"}
+    return component, {"devices": devices, "overlap": any(s["overlap"] for s in per_node.values())}
+
+
+def _step(plan: Plan, k: int, name: str, ws: list, shared: dict, count: int, version: tuple[int, int]) -> dict:
+    """One role's srun step inside component k: one task per worker, its own devices, wrapped for the agent."""
+    job, role = plan.targets["slurm"], plan.roles[name]
+    typed, visibility = bool(job.get("gres_type")), plan.accelerator.get("visibility_env")
+    extra_cpu, extra_mem = _forks_extra(plan, name)
+    mem_per_node: dict[int, int] = {}
+    devs_per_node: dict[int, set] = {}
+    for w in ws:
+        mem_per_node[w.node] = mem_per_node.get(w.node, 0) + w.mem_gb + extra_mem
+        devs_per_node.setdefault(w.node, set()).update(w.devices)
+    role_devices = max(len(d) for d in devs_per_node.values())
+    argv = ["srun"]
+    if count > 1:
+        argv.append(f"--{'het' if version >= (20, 2) else 'pack'}-group={k}")
+    argv += [f"--nodes={len(role.nodes)}", f"--ntasks={len(ws)}", "--distribution=arbitrary",
+             f"--cpus-per-task={role.cpu + extra_cpu}", f"--mem={max(mem_per_node.values())}G"]
+    if shared["devices"]:
+        if shared["overlap"]:
+            argv.append(f"--gres={_gres(plan, shared['devices'], typed)}")
+            if version >= (20, 11):
+                argv.append("--overlap")
+        elif role_devices:
+            argv.append(f"--gres={_gres(plan, role_devices, typed)}")
+        else:
+            argv.append("--gres=none")
+    argv += ["--kill-on-bad-exit=1", f"--job-name={plan.experiment_name}_{plan.trial_name}:{name}"]
+    wrapper = []
+    if visibility and role_devices:
+        wrapper = ["bash", "-c", f'export AREAL_ALLOCATED_DEVICES="${{{visibility}:-}}"; exec "$@"', "areal-step"]
+    container = job.get("container_type", "none")
+    if container == "apptainer":
+        if not role.image:
+            raise SlurmRenderError(f"slurm.container_type is apptainer but role `{name}` has no image",
+                                   ("slurm", "container_type"))
+        binds = ",".join(job.get("mount") or [])
+        wrapper += ["apptainer", "exec"] + (["--nv"] if visibility == "CUDA_VISIBLE_DEVICES" else []) \
+            + (["--bind", binds] if binds else [])
+    return {"role": name, "var": env_suffix(name), "group": k, "workers": len(ws), "hosts": [w.node for w in ws],
+            "nodes": role.nodes, "srun": argv, "wrapper": wrapper, "container": container == "apptainer",
+            "image": role.image or ""}
 
 
 def _environment() -> jinja2.Environment:
