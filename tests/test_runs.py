@@ -209,7 +209,9 @@ def test_failed_submit_leaves_no_record(home, tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Invalid partition name specified' >&2\nexit 1\n")
-    (bindir / "sbatch").chmod(0o755)
+    (bindir / "sinfo").write_text("#!/bin/sh\necho node1\n")
+    for name in ("sbatch", "sinfo"):
+        (bindir / name).chmod(0o755)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     path = variant(tmp_path, "nosubmit", port=31900)
     path.write_text(path.read_text().replace("/tmp/areal/experiments", str(tmp_path / "root")))

@@ -73,6 +73,10 @@ for f in "$STUB_DIR"/pids/*; do
 done
 exit 0
 """
+SINFO = r"""#!/bin/bash
+echo "sinfo $*" >> "$STUB_LOG"
+printf '%s\n' ${STUB_NODES:-nodeA nodeB}
+"""
 SBATCH = r"""#!/bin/bash
 echo "sbatch $* cwd=$PWD target=${AREAL_TARGET_DIR:-}" >> "$STUB_LOG"
 if [[ "$1" == --test-only ]]; then
@@ -109,7 +113,8 @@ def stubs(tmp_path):
     bindir, state = tmp_path / "stubbin", tmp_path / "stubstate"
     bindir.mkdir()
     (state / "pids").mkdir(parents=True)
-    for name, body in (("srun", SRUN), ("scontrol", SCONTROL), ("scancel", SCANCEL), ("sbatch", SBATCH)):
+    for name, body in (("srun", SRUN), ("scontrol", SCONTROL), ("scancel", SCANCEL), ("sbatch", SBATCH),
+                       ("sinfo", SINFO)):
         (bindir / name).write_text(body)
         (bindir / name).chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "AREAL_"))}
@@ -385,3 +390,16 @@ def test_golden_scripts_run_under_the_stubs(tmp_path, stubs, script, fail):
     sruns = [line for line in calls(env) if line.startswith("srun ")]
     placed = [n for n, r in plan["roles"].items() if r["colocated_with"] is None and r["workers"]]
     assert len(sruns) == len(placed)  # one step per role with its own workers
+
+
+def test_submit_refuses_more_nodes_than_the_partition_has(tmp_path, stubs):
+    """sbatch --test-only judges each het component alone; the total must fit the partition or the job pends
+    forever, so submit checks it first (and submits nothing)."""
+    _, target = compile_to(experiment(tmp_path, TWO_NODES, slurm="{partition: gpu}"), tmp_path / "slurm")
+    env = dict(stubs, STUB_NODES="nodeA")
+    for test_only in (True, False):
+        with pytest.raises(runs_slurm.SlurmError, match="needs 2 node\\(s\\) in partition gpu but it has 1"):
+            runs_slurm.submit(target, test_only=test_only, env=env)
+    assert "sinfo -h -N -o %N -p gpu" in calls(stubs)
+    assert not any(line.startswith("sbatch") for line in calls(stubs))
+    assert runs_slurm.submit(target, test_only=True, env=stubs)["accepted"]  # two nodes: fits

@@ -58,6 +58,29 @@ def run_parent(target_dir: Path) -> Path:
     return Path(plan["fileroot"]) / plan["experiment_name"] / plan["trial_name"]
 
 
+def check_capacity(plan: dict, env: dict | None = None) -> None:
+    """Refuse a job that needs more nodes in total than its partitions have: sbatch (and --test-only) judge each
+    heterogeneous-job component alone, so such a job is accepted and then pends forever."""
+    job = plan["targets"]["slurm"]
+    needed: dict[str, set] = {}
+    largest: dict[str, int] = {}
+    for role in plan["roles"].values():
+        if role["colocated_with"] is None and role["workers"]:
+            partition = role["slurm"].get("partition") or job.get("partition") or ""
+            needed.setdefault(partition, set()).update(role["nodes"])
+            largest[partition] = max(largest.get(partition, 0), len(role["nodes"]))
+    for partition, nodes in sorted(needed.items()):
+        proc = _run(["sinfo", "-h", "-N", "-o", "%N"] + (["-p", partition] if partition else []), env=env)
+        if proc.returncode != 0:
+            raise SlurmError("sinfo_failed", f"sinfo could not list partition {partition or '(default)'}: "
+                                             f"{_slurm_message(proc)}")
+        have = len(set(proc.stdout.split()))
+        if len(nodes) > have >= largest[partition]:  # a role too big alone: sbatch says so in its own words
+            raise SlurmError("exceeds_cluster", f"the job needs {len(nodes)} node(s) in partition "
+                                                f"{partition or '(default)'} but it has {have}: it would pend "
+                                                "forever; use fewer accelerators or another partition")
+
+
 def submit(target_dir: Path, test_only: bool = False, env: dict | None = None,
            cwd: str | os.PathLike | None = None) -> dict:
     """`sbatch --parsable <target>/job.sbatch` (or `sbatch --test-only`), run in `cwd` (default: the caller's
@@ -75,6 +98,7 @@ def submit(target_dir: Path, test_only: bool = False, env: dict | None = None,
             raise SlurmError("target_incomplete", f"{needed} is missing: compile with `areal compile --target slurm`")
     parent = run_parent(target_dir)
     environ = dict(os.environ if env is None else env, AREAL_TARGET_DIR=str(target_dir))
+    check_capacity(_plan(target_dir), environ)
     if test_only:
         proc = _run(["sbatch", "--test-only", str(script)], env=environ, cwd=cwd)
         verdict = _slurm_message(proc)

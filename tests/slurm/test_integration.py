@@ -252,3 +252,18 @@ def test_operator_verbs_submit_status_logs_stop(slurm_cluster, tmp_path):
     while _areal(slurm_cluster, home, "status", "-o", "json", "slurm-it/t1").stdout.count('"stopped"') < 1:
         assert time.monotonic() < deadline, "job not cancelled"
         time.sleep(0.5)
+
+
+def test_submit_refuses_components_that_fit_alone_but_not_together(slurm_cluster, tmp_path):
+    """1 + 2 nodes on a 2-node cluster: Slurm's --test-only accepts each component (and the job would pend
+    forever); areal refuses it before sbatch, naming the numbers."""
+    text = (EXAMPLES[0].parent / "two-node-decoupled.yaml").read_text()
+    text = text.replace("num_accelerators: 16", "num_accelerators: 24").replace('"fsdp:d8"', '"fsdp:d16"')
+    path = tmp_path / "three-nodes.yaml"
+    path.write_text(text)
+    _, target = _compile(path, tmp_path / "slurm")
+    assert [c["nodes"] for c in _requests((target / "job.sbatch").read_text())] == ["1", "2"]
+    with pytest.raises(runs_slurm.SlurmError) as err:
+        runs_slurm.submit(target, test_only=True, env=slurm_cluster.env)
+    assert err.value.code == "exceeds_cluster"
+    assert "needs 3 node(s) in partition gpu but it has 2" in err.value.message
