@@ -49,7 +49,7 @@ def _prepare_local(source: str, output: str):
     return record
 
 
-RUN_ERRORS = (ValueError, OSError)  # with RegistryError and OutputError (both ValueError/Exception subclasses)
+RUN_ERRORS = (ValueError, OSError)  # bad folders and files; callers add RegistryError and OutputError
 
 
 @click.command()

@@ -165,6 +165,16 @@ def test_error_details():
     assert "A012" in str(info.value)
 
 
+def _parse_or_located_error(text):
+    """The parsed allocation, or None after checking the error is located in the string, coded and hinted."""
+    try:
+        return parse_allocation(text)
+    except AllocationError as err:
+        assert 0 <= err.offset <= len(text)
+        assert err.code in CODES and err.message and err.hint
+        return None
+
+
 _ALPHABET = list("dtpcex0123456789:+|[]()., ") + ["sglang", "vllm", "fsdp", "megatron", "archon",
                                                      "attn", "ffn", "actor", "sgl"]
 
@@ -172,12 +182,8 @@ _ALPHABET = list("dtpcex0123456789:+|[]()., ") + ["sglang", "vllm", "fsdp", "meg
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(_ALPHABET), max_size=30).map("".join))
 def test_random_strings_only_raise_allocation_error(text):
-    try:
-        alloc = parse_allocation(text)
-    except AllocationError as err:
-        assert 0 <= err.offset <= len(text)
-        assert err.code in CODES and err.message and err.hint
-    else:
+    alloc = _parse_or_located_error(text)
+    if alloc is not None:
         assert alloc.total_devices >= 1
 
 
@@ -204,12 +210,8 @@ _single = st.builds(
        .map("+".join))
 def test_grammar_shaped_strings(text):
     """Strings built from the grammar either parse consistently or fail with AllocationError."""
-    try:
-        alloc = parse_allocation(text)
-    except AllocationError as err:
-        assert 0 <= err.offset <= len(text)
-        assert err.code in CODES and err.message and err.hint
-    else:
+    alloc = _parse_or_located_error(text)
+    if alloc is not None:
         assert alloc.total_devices == sum(g.members[0].dims.world for g in alloc.groups)
         for group in alloc.groups:
             assert len({m.world for m in group.members}) == 1

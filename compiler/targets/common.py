@@ -4,15 +4,22 @@ Called by targets.render after the target's own module; it makes each folder sel
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from areal_compiler.plan import Plan, canonical_json
 from areal_compiler.targets import Artifact
 
 
-def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artifact]:
+@lru_cache(maxsize=1)
+def _agent() -> bytes:
+    """The agent bundle, built once per process (every target of every input carries the same bytes)."""
     from areal_compiler.bundle import agent_bundle
 
-    agent = agent_bundle()
+    return agent_bundle()
+
+
+def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artifact]:
+    agent = _agent()
     files = own + [Artifact("plan.json", plan.to_json().encode()), Artifact("agent.pyz", agent)]
     manifest = {
         "generated_by": "areal compile (do not edit; recompile the experiment instead)",

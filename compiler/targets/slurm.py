@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from functools import lru_cache
 from importlib import resources
 
 import jinja2
@@ -249,6 +250,13 @@ def _step(plan: Plan, k: int, name: str, ws: list, shared: dict, count: int, ver
             "image": role.image or ""}
 
 
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    """templates/slurm.sbatch.j2, compiled once per process (compiling it costs more than rendering it)."""
+    source = resources.files("areal_compiler.templates").joinpath("slurm.sbatch.j2").read_text(encoding="utf-8")
+    return _environment().from_string(source)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True,
@@ -258,8 +266,7 @@ def _environment() -> jinja2.Environment:
 
 
 def render_script(plan: Plan) -> str:
-    source = resources.files("areal_compiler.templates").joinpath("slurm.sbatch.j2").read_text(encoding="utf-8")
-    return _environment().from_string(source).render(**context(plan))
+    return _template().render(**context(plan))
 
 
 def render(plan: Plan) -> list[Artifact]:

@@ -180,14 +180,20 @@ def test_test_only_accepts_the_examples_that_fit(slurm_cluster, tmp_path):
     assert {"two-node-decoupled", "cpu-dev"} <= set(judged), judged
 
 
-def test_test_only_rejects_three_nodes_with_slurms_message(slurm_cluster, tmp_path):
+def _two_node_example_with(tmp_path: Path, accelerators: int, actor: str) -> tuple[Path, list[str]]:
+    """examples/two-node-decoupled.yaml with a bigger actor, compiled for Slurm; and each component's --nodes."""
     text = (EXAMPLES[0].parent / "two-node-decoupled.yaml").read_text()
-    # --test-only judges each het component on its own (1 + 2 nodes would pass): the actor alone needs 3 nodes
-    text = text.replace("num_accelerators: 16", "num_accelerators: 32").replace('"fsdp:d8"', '"fsdp:d24"')
-    path = tmp_path / "four-nodes.yaml"
+    text = text.replace("num_accelerators: 16", f"num_accelerators: {accelerators}").replace('"fsdp:d8"', actor)
+    path = tmp_path / "bigger.yaml"
     path.write_text(text)
     _, target = _compile(path, tmp_path / "slurm")
-    assert [c["nodes"] for c in _requests((target / "job.sbatch").read_text())] == ["1", "3"]
+    return target, [c["nodes"] for c in _requests((target / "job.sbatch").read_text())]
+
+
+def test_test_only_rejects_three_nodes_with_slurms_message(slurm_cluster, tmp_path):
+    # --test-only judges each het component on its own (1 + 2 nodes would pass): the actor alone needs 3 nodes
+    target, nodes = _two_node_example_with(tmp_path, 32, '"fsdp:d24"')
+    assert nodes == ["1", "3"]
     with pytest.raises(runs_slurm.SlurmError) as err:
         runs_slurm.submit(target, test_only=True, env=slurm_cluster.env)
     assert err.value.code == "sbatch_rejected"
@@ -257,12 +263,8 @@ def test_operator_verbs_submit_status_logs_stop(slurm_cluster, tmp_path):
 def test_submit_refuses_components_that_fit_alone_but_not_together(slurm_cluster, tmp_path):
     """1 + 2 nodes on a 2-node cluster: Slurm's --test-only accepts each component (and the job would pend
     forever); areal refuses it before sbatch, naming the numbers."""
-    text = (EXAMPLES[0].parent / "two-node-decoupled.yaml").read_text()
-    text = text.replace("num_accelerators: 16", "num_accelerators: 24").replace('"fsdp:d8"', '"fsdp:d16"')
-    path = tmp_path / "three-nodes.yaml"
-    path.write_text(text)
-    _, target = _compile(path, tmp_path / "slurm")
-    assert [c["nodes"] for c in _requests((target / "job.sbatch").read_text())] == ["1", "2"]
+    target, nodes = _two_node_example_with(tmp_path, 24, '"fsdp:d16"')
+    assert nodes == ["1", "2"]
     with pytest.raises(runs_slurm.SlurmError) as err:
         runs_slurm.submit(target, test_only=True, env=slurm_cluster.env)
     assert err.value.code == "exceeds_cluster"
