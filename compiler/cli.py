@@ -38,17 +38,41 @@ def main() -> None:
     """Compile declarative AReaL experiments into Slurm, Kubernetes, Ray and local job artifacts."""
 
 
+def _targets(value: str | None) -> tuple[str, ...] | None:
+    """--target: a comma list or `all`; None (not given) means the targets the experiment configures."""
+    from areal_compiler import targets as registry
+
+    if value is None:
+        return None
+    known = registry.names()
+    names = known if value == "all" else tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(unknown) or value!r}: unknown; available: {', '.join(known)} or all",
+                                 param_hint="--target")
+    return tuple(n for n in known if n in names)
+
+
+TARGET_OPTION = click.option(
+    "--target", "target", default=None, metavar="T[,T...]|all",
+    help="Targets to check and render (default: the targets the experiment configures with a top-level block "
+         "of that name, else all).")
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@TARGET_OPTION
 @OUTPUT
-def validate(files: tuple[str, ...], output: str) -> None:
+def validate(files: tuple[str, ...], target: str | None, output: str) -> None:
     """Check experiment FILES and report every problem with its file:line:col.
 
-    Exit status: 0 valid, 1 invalid input, 2 usage error."""
-    from areal_compiler.check import check_file
+    Runs everything `compile` runs (placement and every target's own checks) except writing, so an experiment
+    validates exactly when it compiles. Exit status: 0 valid, 1 invalid input, 2 usage error."""
+    from areal_compiler.pipeline import compile_file
     from areal_compiler.report import emit_json, print_diagnostics, summary
 
-    results = [check_file(f) for f in files]
+    targets = _targets(target)
+    results = [compile_file(f, targets) for f in files]
     diags = [d for r in results for d in r.diagnostics]
     valid = all(r.ok for r in results)
     if output == "json":
@@ -110,29 +134,15 @@ def plan(file: str, fmt: str, output: str) -> None:
         click.echo(planview.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
 
 
-def _targets(value: str) -> tuple[str, ...]:
-    from areal_compiler.targets import TARGETS
-
-    names = TARGETS if value == "all" else tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
-    unknown = [n for n in names if n not in TARGETS]
-    if unknown or not names:
-        later = {"kubernetes", "ray"}
-        why = "not available yet" if unknown and set(unknown) <= later else "unknown"
-        raise click.BadParameter(f"{', '.join(unknown) or value!r}: {why}; available: {', '.join(TARGETS)} or all",
-                                 param_hint="--target")
-    return tuple(n for n in TARGETS if n in names)
-
-
 @main.command(name="compile")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
-@click.option("--target", "target", default="all", show_default=True, metavar="T[,T...]|all",
-              help="Targets to render: local, slurm (kubernetes and ray are coming).")
+@TARGET_OPTION
 @click.option("--out", "out", default="out", show_default=True, type=click.Path(path_type=str),
               help="Output folder; each target gets OUT/<target>/ (several inputs: OUT/<stem>/<target>/).")
 @click.option("--check", is_flag=True, help="Compare with OUT instead of writing; exit 1 when anything differs.")
 @click.option("--diff", is_flag=True, help="Print a unified diff against OUT (without writing).")
 @OUTPUT
-def compile_(files: tuple[str, ...], target: str, out: str, check: bool, diff: bool, output: str) -> None:
+def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, diff: bool, output: str) -> None:
     """Compile experiment FILES into job artifacts, deterministically.
 
     Writing is atomic: everything is rendered in memory, written to a temporary folder beside OUT and
@@ -153,7 +163,8 @@ def compile_(files: tuple[str, ...], target: str, out: str, check: bool, diff: b
     tree = {(f"{stem}/{rel}" if len(files) > 1 else rel): a for stem, r in zip(stems, results)
             for rel, a in r.artifacts.items()}
     out_dir = Path(out)
-    report: dict = {"out": out, "targets": list(targets), "files": sorted(tree)}
+    rendered = sorted({rel.split("/", 1)[0] for r in results for rel in r.artifacts})
+    report: dict = {"out": out, "targets": rendered, "files": sorted(tree)}
     if check or diff:
         comparison = compare(out_dir, tree)
         report.update(up_to_date=comparison.same, changed=comparison.changed, missing=comparison.missing,
@@ -177,7 +188,7 @@ def compile_(files: tuple[str, ...], target: str, out: str, check: bool, diff: b
     if output == "json":
         emit_json({**report, "written": True})
     else:
-        click.echo(f"wrote {len(tree)} files for {', '.join(targets)} to {out}", err=True)
+        click.echo(f"wrote {len(tree)} files for {', '.join(rendered)} to {out}", err=True)
 
 
 def _register_operator_verbs() -> None:

@@ -1,15 +1,17 @@
-"""The one-way pipeline for one input: load -> check -> plan -> render, all in memory, never raising on bad input.
+"""The one-way pipeline for one input: load -> check -> plan -> each target's check and render, all in memory.
 
-Called by cli.py (validate/plan/compile) and by the run and submit commands."""
+Called by cli.py (validate, plan, compile) and the operator verbs; never raises on bad input. `validate` runs it
+exactly as `compile` does and only skips the writing, so the two always agree."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from areal_compiler import targets as registry
 from areal_compiler.check import Checked, check_file
 from areal_compiler.diagnostics import Diagnostic
 from areal_compiler.plan import Plan, PlanError, resolve
 from areal_compiler.source import Source
-from areal_compiler.targets import Artifact, TargetError, render
+from areal_compiler.targets import Artifact, TargetError
 
 
 @dataclass
@@ -28,25 +30,41 @@ class Compiled:
 def plan_file(path: str) -> Compiled:
     checked: Checked = check_file(path)
     if not checked.ok:
-        return Compiled(path, checked.diagnostics)
+        return Compiled(path, checked.diagnostics, source=checked.source)
     try:
         plan = resolve(checked.experiment, checked.source)
     except PlanError as exc:
-        return Compiled(path, checked.diagnostics + exc.diagnostics)
+        return Compiled(path, checked.diagnostics + exc.diagnostics, source=checked.source)
     return Compiled(path, checked.diagnostics, plan, checked.source)
 
 
-def compile_file(path: str, targets: tuple[str, ...]) -> Compiled:
+def default_targets(result: Compiled) -> tuple[str, ...]:
+    """Local (every experiment runs on one machine) and each target the experiment configures with a top-level
+    block of its name; every target when none is configured."""
+    data = result.source.data if result.source is not None else None
+    named = [t for t in registry.names() if t != "local" and isinstance(data, dict) and t in data]
+    return ("local", *named) if named else registry.names()
+
+
+def compile_file(path: str, targets: tuple[str, ...] | None = None) -> Compiled:
+    """Plan PATH and render it for TARGETS (None: default_targets); every target's problems are reported
+    together as located E490 diagnostics, and then no artifact is kept."""
     result = plan_file(path)
-    if result.ok:
-        for target in targets:
+    if not result.ok:
+        return result
+    problems: list[tuple[str, TargetError]] = []
+    for name in targets if targets is not None else default_targets(result):
+        target = registry.get(name)
+        found = target.check(result.plan)
+        if not found:
             try:
-                artifacts = render(result.plan, target)
-            except TargetError as exc:  # a valid experiment this target cannot express: say where and why
-                result.diagnostics.append(result.source.diagnostic("E490", f"{target}: {exc}", exc.path,
-                                                                   key=bool(exc.path)))
-                result.artifacts.clear()
-                return result
-            for artifact in artifacts:
-                result.artifacts[f"{target}/{artifact.path}"] = artifact
+                for artifact in registry.render(result.plan, name):
+                    result.artifacts[f"{name}/{artifact.path}"] = artifact
+            except TargetError as exc:  # a check() that missed something: still located, never a traceback
+                found = [exc]
+        problems += [(name, exc) for exc in found]
+    for name, exc in problems:
+        result.diagnostics.append(result.source.diagnostic("E490", f"{name}: {exc}", exc.path, key=bool(exc.path)))
+    if problems:
+        result.artifacts.clear()
     return result

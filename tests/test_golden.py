@@ -8,7 +8,9 @@ import pytest
 from helpers import EXAMPLES, ROOT, areal
 from areal_compiler.output import compare, unified_diff, write_tree
 from areal_compiler.pipeline import compile_file
-from areal_compiler.targets import TARGETS
+from areal_compiler.targets import names as target_names
+
+TARGETS = target_names()
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)

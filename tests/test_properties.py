@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from helpers import EXAMPLES, ROOT, areal
 from areal_compiler.pipeline import compile_file
-from areal_compiler.targets import TARGETS
+from areal_compiler.targets import names as target_names
+
+TARGETS = target_names()
 
 DOCS = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in EXAMPLES]
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 70000), st.floats(width=32),

@@ -1,16 +1,21 @@
-"""Targets translate a plan into artifacts; one module per target, each with `render(plan) -> [Artifact]`.
+"""The target registry: each target is one module (name, entry file, check, render, run backend), imported when used.
 
-Called by pipeline.py. Adding a target means adding its module here and its name to TARGETS."""
+Called by the pipeline (check and render), the output writer and the operator verbs (which backend runs a folder)."""
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from types import ModuleType
 
-TARGETS = ("local", "slurm")  # kubernetes and ray slot in here as one module each
+# name -> module; a module defines NAME, ENTRY, BACKEND, check(plan) and render(plan) (see targets/base.py)
+_MODULES: dict[str, str] = {
+    "local": "areal_compiler.targets.local",
+    "slurm": "areal_compiler.targets.slurm",
+}
 
 
 class TargetError(ValueError):
-    """The plan cannot be expressed in this target; `path` locates the experiment setting responsible."""
+    """A plan this target cannot express; `path` locates the experiment setting responsible."""
 
     def __init__(self, message: str, path: tuple = ()):
         super().__init__(message)
@@ -24,10 +29,41 @@ class Artifact:
     executable: bool = False
 
 
-def render(plan, target: str) -> list[Artifact]:
-    """The target's own artifacts plus what every target folder carries (plan, agent, manifest)."""
+class UnknownTarget(KeyError):
+    pass
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_MODULES)
+
+
+def register(name: str, module: str) -> None:
+    """Add a target by module name (plug-ins and tests); the module is imported on first use."""
+    _MODULES[name] = module
+
+
+def get(name: str) -> ModuleType:
+    if name not in _MODULES:
+        raise UnknownTarget(name)
+    return importlib.import_module(_MODULES[name])
+
+
+def of_folder(folder) -> str | None:
+    """The target whose entry file a compiled folder holds (manifest.json names it), else None."""
+    import json
+    from pathlib import Path
+
+    try:
+        target = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8")).get("target")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return target if target in _MODULES and (Path(folder) / get(target).ENTRY).is_file() else None
+
+
+def render(plan, name: str) -> list[Artifact]:
+    """The target's own artifacts plus what every target folder carries (plan, agent, manifest).
+
+    Raises TargetError for the first problem; callers run check() first to report every problem."""
     from areal_compiler.targets.common import common_artifacts
 
-    module = importlib.import_module(f"areal_compiler.targets.{target}")
-    artifacts = module.render(plan)
-    return common_artifacts(plan, target, artifacts)
+    return common_artifacts(plan, name, get(name).render(plan))

@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict
 from areal_compiler.plan import Plan, canonical_json
 from areal_compiler.targets import Artifact
 
+NAME = "local"
+ENTRY = "launch.json"
+BACKEND = "areal_compiler.runs.local"
 LAUNCH_VERSION = 1
 
 
@@ -53,6 +56,10 @@ def launch_plan(plan: Plan) -> LaunchPlan:
                       run_name=f"{plan.experiment_name}/{plan.trial_name}",
                       fail_fast=plan.targets["local"]["fail_fast"], heartbeat_interval=plan.runtime["heartbeat_interval"],
                       processes=processes)
+
+
+def check(plan: Plan) -> list:
+    return []  # every plan runs on one machine
 
 
 def render(plan: Plan) -> list[Artifact]:

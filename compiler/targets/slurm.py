@@ -34,12 +34,13 @@ import shlex
 from functools import lru_cache
 from importlib import resources
 
-import jinja2
-
 from areal_compiler.contract import env_suffix
 from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError
 
+NAME = "slurm"
+ENTRY = "job.sbatch"
+BACKEND = "areal_compiler.runs.slurm"
 DEFAULT_VERSION = "22.05"
 JOB_KEYS = ("partition", "account", "qos", "time", "constraint", "reservation", "exclusive", "nodelist", "exclude")
 SAFE_SBATCH = re.compile(r"^[A-Za-z0-9_./:%@+,=\-]+$")
@@ -251,13 +252,15 @@ def _step(plan: Plan, k: int, name: str, ws: list, shared: dict, count: int, ver
 
 
 @lru_cache(maxsize=1)
-def _template() -> jinja2.Template:
+def _template():
     """templates/slurm.sbatch.j2, compiled once per process (compiling it costs more than rendering it)."""
     source = resources.files("areal_compiler.templates").joinpath("slurm.sbatch.j2").read_text(encoding="utf-8")
     return _environment().from_string(source)
 
 
-def _environment() -> jinja2.Environment:
+def _environment():
+    import jinja2  # only when rendering: validate and plan never pay for it
+
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True,
                              comment_start_string="{##", comment_end_string="##}")  # bash uses ${#array[@]}
@@ -267,6 +270,14 @@ def _environment() -> jinja2.Environment:
 
 def render_script(plan: Plan) -> str:
     return _template().render(**context(plan))
+
+
+def check(plan: Plan) -> list[TargetError]:
+    try:
+        context(plan)
+    except TargetError as exc:
+        return [exc]
+    return []
 
 
 def render(plan: Plan) -> list[Artifact]:

@@ -49,7 +49,9 @@ def main() -> None:
              wall([py, "-m", "areal_compiler", "compile", str(example), "--out", f"{tmp}/o"], args.repeat), bare)
 
     from areal_compiler.pipeline import compile_file
-    from areal_compiler.targets import TARGETS
+    from areal_compiler.targets import names as target_names
+
+TARGETS = target_names()
 
     compile_file(str(EXAMPLES[0]), TARGETS)  # warm imports and the agent bundle
     start = time.perf_counter()
