@@ -111,6 +111,10 @@ def _lower_first(text: str) -> str:
 def _describe(value) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
+    if isinstance(value, float) and value != value:
+        return "not a number (nan)"
+    if isinstance(value, (int, float)) and abs(value) >= 2 ** 63:
+        return f"a number too large ({value:.3g})"
     if isinstance(value, (int, float)):
         return f"number {value}"
     if isinstance(value, str):

@@ -12,16 +12,34 @@ from areal_compiler.report import OUTPUT, exit_on_diagnostics
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
+BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
+
+
+def _silence_output() -> None:
+    """Point stdout and stderr at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # not a real file (a test runner's capture)
+            pass
+    os.close(devnull)
 
 
 class Areal(click.Group):
-    """Turns an unexpected exception (a bug in areal) into one clear line instead of a traceback."""
+    """Turns an unexpected exception (a bug in areal) into one clear line instead of a traceback; a reader that
+    went away (`areal status RUN | head -1`) ends the command quietly, as SIGPIPE ends Unix tools (exit 141)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            _silence_output()
+            sys.exit(BROKEN_PIPE)
         except Exception as exc:  # noqa: BLE001 - the last resort for bugs; AREAL_DEBUG shows the traceback
             import os
 

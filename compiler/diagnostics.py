@@ -4,7 +4,23 @@ Produced by source.py, check.py and the spec models' mapping; printed by cli.py 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
+
+MAX_WORD = 64  # characters of one value shown in a message; a longer one keeps its head and tail around "…"
+MAX_MESSAGE = 1000  # characters of a whole message or hint
+MAX_EXCERPT = 120  # characters of the source line shown around the caret
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
+
+
+def one_line(text: str) -> str:
+    """Text safe inside a one-line diagnostic: line breaks and other unprintable characters escaped (`\\n`),
+    every word over MAX_WORD characters shortened, the whole at most MAX_MESSAGE. The one place values
+    echoed by any diagnostic are made short and printable."""
+    text = UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
+    text = LONG_WORD.sub(lambda m: m.group()[:MAX_WORD - 12] + "…" + m.group()[-8:], text)
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
 
 
 @dataclass(frozen=True, order=True)
@@ -25,6 +41,12 @@ class Diagnostic:
     hint: str | None = None
     severity: str = "error"  # "error" | "warning"
     source_line: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", one_line(self.message))
+        object.__setattr__(self, "file", UNPRINTABLE.sub("?", self.file))
+        if self.hint is not None:
+            object.__setattr__(self, "hint", one_line(self.hint))
 
     @property
     def is_error(self) -> bool:
@@ -47,14 +69,26 @@ class Diagnostic:
         lines = [f"{where}: {self.severity}[{self.code}]: {self.message}"]
         if self.span and self.source_line is not None:
             number = str(self.span.line)
-            pad = " " * len(number)
-            text = self.source_line.rstrip("\n").replace("\t", " ")
+            text, col, length = excerpt(self.source_line.rstrip("\n").replace("\t", " "), self.span)
             lines.append(f" {number} | {text}")
-            caret = " " * (self.span.col - 1) + "^" * max(1, self.span.length)
-            lines.append(f" {pad} | {caret}")
+            lines.append(f" {' ' * len(number)} | {' ' * (col - 1)}{'^' * length}")
         if self.hint:
             lines.append(f"  = hint: {self.hint}")
         return "\n".join(lines)
+
+
+def excerpt(line: str, span: Span) -> tuple[str, int, int]:
+    """At most MAX_EXCERPT characters of a source line around the caret: (text, caret column, caret length)."""
+    line = UNPRINTABLE.sub("?", line)
+    length = max(1, span.length)
+    if len(line) <= MAX_EXCERPT:
+        return line, span.col, length
+    start = max(0, min(span.col - 1 - MAX_EXCERPT // 3, len(line) - MAX_EXCERPT))
+    text = line[start:start + MAX_EXCERPT]
+    text = ("…" + text[1:] if start else text)
+    text = text[:-1] + "…" if start + MAX_EXCERPT < len(line) else text
+    col = span.col - start
+    return text, col, max(1, min(length, MAX_EXCERPT - col + 1))
 
 
 def sorted_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:

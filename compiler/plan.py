@@ -195,8 +195,8 @@ def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:
     owners = [s.gate_role] if s.gate_role else \
         [n for n, sh in shapes.items() if sh.is_placed and sh.kind == "training"] or \
         [n for n, sh in shapes.items() if sh.is_placed]
-    mcr = s.max_concurrent_rollouts if s.max_concurrent_rollouts is not None else s.consumer_batch_size
-    queue = s.queue_size if s.queue_size is not None else 16 * max(1, mcr)
+    mcr = s.max_concurrent_rollouts or s.consumer_batch_size  # 0 or omitted means the default, as in AReaL
+    queue = s.queue_size or 16 * mcr
     return Gate(role=owners[0], index=0, max_head_offpolicyness=s.max_head_offpolicyness,
                 max_concurrent_rollouts=mcr, consumer_batch_size=s.consumer_batch_size, queue_size=queue)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from datetime import datetime, timezone
 
@@ -22,14 +23,21 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+def dumps(envelope: dict) -> str:
+    """The envelope as UTF-8-safe JSON: a lone surrogate (a file name that is not UTF-8) stays a `\\udcff`
+    escape instead of making stdout unencodable."""
+    text = json.dumps(envelope, indent=2, ensure_ascii=False)
+    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def emit_json(data) -> None:
-    click.echo(json.dumps({"v": ENVELOPE_VERSION, "ts": now_iso(), "data": data}, indent=2, ensure_ascii=False))
+    click.echo(dumps({"v": ENVELOPE_VERSION, "ts": now_iso(), "data": data}))
 
 
 def emit_error(code: str, kind: str, message: str, retryable: bool = False, json_output: bool = False) -> None:
     if json_output:
         error = {"code": code, "kind": kind, "message": message, "retryable": retryable}
-        click.echo(json.dumps({"v": ENVELOPE_VERSION, "ts": now_iso(), "error": error}, indent=2, ensure_ascii=False))
+        click.echo(dumps({"v": ENVELOPE_VERSION, "ts": now_iso(), "error": error}))
     else:
         click.echo(f"error: {message}", err=True)
 

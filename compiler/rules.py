@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from areal_compiler.bounds import check_bounds
 from areal_compiler.diagnostics import Diagnostic, Span, did_you_mean
 from areal_compiler.source import Source
 from areal_compiler.spec.allocation import AllocationError
@@ -34,6 +35,7 @@ def check_rules(source: Source, exp: Experiment) -> list[Diagnostic]:
     check_env(source, exp, out)
     check_staleness(source, exp, shapes, out)
     check_runtime(source, exp, shapes, out)
+    check_bounds(source, exp, out)
     return out
 
 
@@ -115,11 +117,6 @@ def check_role_fields(source: Source, exp: Experiment, name: str, shape: RoleSha
         out.append(source.diagnostic("E410", f"scheduling_spec.gpu is {spec.gpu} but backend `{role.backend}` "
                                              f"gives {shape.devices_per_worker} per worker",
                                      path + ("scheduling_spec", "gpu"), "remove gpu: the backend decides it"))
-    for field, value, low in (("replicas", role.replicas, 1), ("cpu", spec.cpu, 1), ("mem", spec.mem, 1),
-                              ("gpu", spec.gpu, 0), ("port_count", spec.port_count, 1)):
-        if value is not None and value < low:
-            where = path + ((field,) if field == "replicas" else ("scheduling_spec", field))
-            out.append(source.diagnostic("E452", f"{field} must be at least {low}, got {value}", where))
     if shape is not None and shape.kind == "training" and spec.port_count < 2:
         out.append(source.diagnostic("E450", f"training role `{name}` needs port_count >= 2, got {spec.port_count}",
                                      path + ("scheduling_spec", "port_count"),
@@ -279,16 +276,12 @@ def check_staleness(source: Source, exp: Experiment, shapes: dict[str, RoleShape
     s = exp.staleness
     if s is None:
         return
-    for field in ("max_head_offpolicyness", "consumer_batch_size", "max_concurrent_rollouts", "queue_size"):
-        value = getattr(s, field)
-        if value is not None and value < 0:
-            out.append(source.diagnostic("E460", f"{field} must not be negative, got {value}", ("staleness", field)))
     if s.gate_role is not None and (s.gate_role not in shapes or not shapes[s.gate_role].is_placed):
         out.append(source.diagnostic("E462", f"gate_role `{s.gate_role}` must be a role with its own workers "
                                              "(not colocated)", ("staleness", "gate_role"),
                                      did_you_mean(s.gate_role, [n for n, sh in shapes.items() if sh.is_placed])))
-    mcr = s.max_concurrent_rollouts if s.max_concurrent_rollouts is not None else s.consumer_batch_size
-    if s.queue_size is not None and s.queue_size < s.consumer_batch_size:
+    mcr = s.max_concurrent_rollouts or s.consumer_batch_size  # 0 or omitted: the batch size (as upstream)
+    if s.queue_size and s.queue_size < s.consumer_batch_size:
         out.append(source.diagnostic("E461", f"queue size is too small: {s.queue_size} < consumer_batch_size "
                                              f"{s.consumer_batch_size}", ("staleness", "queue_size"),
                                      f"use at least {s.consumer_batch_size}, or omit it (default {16 * max(mcr, 1)})"))
@@ -296,14 +289,10 @@ def check_staleness(source: Source, exp: Experiment, shapes: dict[str, RoleShape
 
 def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape], out: list) -> None:
     rt = exp.runtime
-    if rt.heartbeat_interval <= 0:
-        out.append(source.diagnostic("E470", "heartbeat_interval must be positive", ("runtime", "heartbeat_interval")))
-    elif rt.hung_after <= rt.heartbeat_interval:
+    if rt.hung_after <= rt.heartbeat_interval:
         out.append(source.diagnostic("E470", f"hung_after ({rt.hung_after}) must exceed heartbeat_interval "
                                              f"({rt.heartbeat_interval})", ("runtime", "hung_after"),
                                      f"e.g. {rt.heartbeat_interval * 6:g}"))
-    if rt.grace_period < 0:
-        out.append(source.diagnostic("E470", "grace_period must not be negative", ("runtime", "grace_period")))
     ports = 0  # exactly what the plan hands out: per worker its ports and its agent's; per forked child its ports
     for name, shape in shapes.items():
         count = exp.roles[name].scheduling_spec.port_count
@@ -314,10 +303,6 @@ def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape],
     if not 1024 <= rt.base_port or rt.base_port + ports > 65535:
         out.append(source.diagnostic("E471", f"base_port {rt.base_port} leaves no room for the {ports} ports this "
                                              "experiment plans", ("runtime", "base_port"), "use 1024..60000"))
-    if not exp.fileroot.startswith("/") or "%" in exp.fileroot:
-        out.append(source.diagnostic("E472", f"fileroot `{exp.fileroot}` must be an absolute path without `%`",
-                                     ("fileroot",), "a shared directory every node mounts at the same path, "
-                                                    "e.g. /shared/areal/experiments"))
     slurm = exp.slurm
     if not re.match(r"^\d+\.\d+$", slurm.version):
         out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",
@@ -330,5 +315,3 @@ def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape],
             out.append(source.diagnostic("E481", f"slurm.{path[-1]} {value!r} cannot be written into an #SBATCH "
                                                  "line (empty, or a quote, backslash or control character)", path,
                                          "use the value Slurm expects, e.g. a partition name"))
-    if slurm.max_retries < 0:
-        out.append(source.diagnostic("E480", "slurm.max_retries must not be negative", ("slurm", "max_retries")))

@@ -3,16 +3,34 @@
 Called by check.py first; everything after it works on plain data plus these positions."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from areal_compiler.agent.files import NotRegularFile, TooLarge, read_bytes
 from areal_compiler.diagnostics import Diagnostic, Span
 
 MAX_BYTES = 4 * 1024 * 1024  # an experiment file is a few KiB; 4 MiB is generous
 MAX_DEPTH = 64  # nesting levels
 MAX_NODES = 200_000  # values after alias expansion (stops alias bombs)
+MAX_TEXT = 16 * 1024  # characters in one key or string value (a long command line is a few hundred)
+# What YAML allows in a file; an escape (`"\ud800"`, `"\0"`) must not bring in anything else: such a character
+# cannot be printed, encoded as UTF-8, or passed in argv and the environment.
+NOT_TEXT = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)", re.S)
+
+
+
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, which also reads YAML 1.2 exponent numbers (`1e300`, `1E-9`) as numbers:
+    YAML 1.1 wants a dot and a signed exponent, so they would be text and `1e300` would be "got string"."""
+
+
+Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                             re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                             list("-+0123456789."))
 
 Path_ = tuple  # a path into the data: ("roles", "actor", "backend") or ("x", 0)
 
@@ -66,17 +84,20 @@ def _fail(name: str, code: str, message: str, hint: str | None = None, span: Spa
 
 
 def read_text(path: Path, name: str) -> str:
-    """Read a file as strict UTF-8 text, turning every way that can fail into a located error."""
+    """Read a file as strict UTF-8 text, turning every way that can fail into a located error.
+
+    At most MAX_BYTES + 1 bytes are read, and only from a regular file: /dev/zero or a FIFO is refused, never read."""
     if not path.exists():
         raise _fail(name, "E101", "no such file", "check the path")
     if path.is_dir():
         raise _fail(name, "E101", "is a directory, not a YAML file", f"pass a file inside it, e.g. {name}/*.yaml")
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise _fail(name, "E102", f"file is {size} bytes; experiment files are limited to {MAX_BYTES}",
-                        "is this the right file?")
-        raw = path.read_bytes()
+        raw = read_bytes(str(path), MAX_BYTES)
+    except TooLarge:
+        raise _fail(name, "E102", f"file is larger than {MAX_BYTES} bytes, the limit for experiment files",
+                    "is this the right file?") from None
+    except NotRegularFile as exc:
+        raise _fail(name, "E101", f"cannot read file: {exc.strerror}", "pass the experiment YAML file") from None
     except OSError as exc:
         raise _fail(name, "E101", f"cannot read file: {exc.strerror}") from None
     return decode(raw, name)
@@ -110,7 +131,7 @@ def load_text(text: str, name: str) -> Source:
                                                 "compute and roles")
     _check_depth(text, name)
     try:
-        loader = yaml.SafeLoader(text)
+        loader = Loader(text)
     except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -130,7 +151,7 @@ def load_text(text: str, name: str) -> Source:
     finally:
         loader.dispose()
     source = Source(name, text, None)
-    source.data = _Walker(source, yaml.SafeLoader("")).value(node, (), 0)
+    source.data = _Walker(source, Loader("")).value(node, (), 0)
     return source
 
 
@@ -138,7 +159,7 @@ def _check_depth(text: str, name: str) -> None:
     """Reject absurd nesting from the event stream, before the (recursive) composer sees it."""
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=Loader):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -182,16 +203,48 @@ class _Walker:
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise self.error("E105", f"invalid value: {getattr(exc, 'problem', exc)}", node) from None
+        return self.text(value, node) if isinstance(value, str) else value
+
+    def text(self, value: str, node: yaml.Node) -> str:
+        """The one rule for every key and string value: only characters a YAML file may hold (so it can be
+        printed, encoded and passed in argv or the environment), and not absurdly long. A broken value is
+        reported and kept with U+FFFD in place of each bad character, so later checks still run."""
+        if len(value) > MAX_TEXT:
+            self.source.problems.append(self.error(
+                "E109", f"a value of {len(value)} characters; keys and values are limited to {MAX_TEXT}", node,
+                "is this the right value? long settings belong in a file the program reads").diagnostic)
+        bad = NOT_TEXT.search(value)
+        if bad is None:
+            return value
+        code = ord(bad.group())
+        why = ("a lone surrogate cannot be encoded as UTF-8" if 0xD800 <= code <= 0xDFFF else
+               "NUL cannot be passed to a program" if code == 0 else "a control character cannot be printed")
+        diagnostic = self.error("E109", f"character U+{code:04X} is not allowed in a value: {why}", node,
+                                "remove the escape; values hold printable characters, tabs and line breaks").diagnostic
+        self.source.problems.append(Diagnostic(diagnostic.code, diagnostic.message, diagnostic.file,
+                                               self.escape_span(node) or diagnostic.span, diagnostic.hint,
+                                               source_line=diagnostic.source_line))
+        return NOT_TEXT.sub("\ufffd", value)
+
+    def escape_span(self, node: yaml.Node) -> Span | None:
+        """Where, inside a double-quoted scalar on one line, the escape that produced a bad character is."""
+        start, end = node.start_mark, node.end_mark
+        if getattr(node, "style", None) != '"' or start.line != end.line:
+            return None
+        for match in ESCAPE.finditer(self.source.text, start.index, end.index):
+            if NOT_TEXT.match(_unescape(match.group(1))):
+                return Span(start.line + 1, start.column + 1 + match.start() - start.index, len(match.group()))
+        return None
 
     def mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict:
         out: dict = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.error("E107", "mapping keys must be plain names", key_node)
-            key = key_node.value  # the text as written: `on:` stays "on", never becomes True
+            key = self.text(key_node.value, key_node)  # as written: `on:` stays "on", never becomes True
             if key == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
                 raise self.error("E107", "YAML merge keys (`<<`) are not supported", key_node,
                                  "write the keys out, or alias a whole value with `*name`")
@@ -204,3 +257,10 @@ class _Walker:
             self.source.key_spans[path + (key,)] = self.span(key_node)
             out[key] = self.value(value_node, path + (key,), depth + 1)
         return out
+
+
+def _unescape(escape: str) -> str:
+    """The character a double-quoted YAML escape (without its backslash) stands for."""
+    if escape[0] in "xuU" and len(escape) > 1:
+        return chr(int(escape[1:], 16))
+    return {"0": "\0", "a": "\a", "b": "\b", "e": "\x1b", "v": "\v", "f": "\f"}.get(escape, " ")

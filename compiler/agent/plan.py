@@ -8,6 +8,10 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
+from .files import read_bytes
+
+MAX_PLAN = 1 << 30  # bytes of plan.json
+MAX_SECRET = 64 * 1024  # bytes of one secret file
 PLACEHOLDER = re.compile(r"\{(port|host)(\d+)\}")
 DEFAULT_RUNTIME = {
     "heartbeat_interval": 5.0,
@@ -25,16 +29,33 @@ class PlanError(Exception):
 def load_plan(path: str) -> Dict[str, Any]:
     """Read plan.json (UTF-8) and check the few fields the agent relies on."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            plan = json.load(handle)
-    except (OSError, ValueError) as exc:
+        plan = json.loads(read_bytes(path, MAX_PLAN).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise PlanError("cannot read plan %s: %s" % (path, exc)) from None
     if not isinstance(plan, dict) or not isinstance(plan.get("workers"), list):
         raise PlanError("plan %s has no 'workers' list" % path)
     for worker in plan["workers"]:
         if not isinstance(worker, dict) or not isinstance(worker.get("argv"), list):
             raise PlanError("plan %s: every worker needs 'role', 'index' and an 'argv' list" % path)
+        for entry in [worker] + [f for f in worker.get("forks") or [] if isinstance(f, dict)]:
+            problem = command_problem(entry.get("argv"), entry.get("env"))
+            if problem:
+                raise PlanError("plan %s: %s/%s: %s" % (path, entry.get("role"), entry.get("index", "fork"), problem))
     return plan
+
+
+def command_problem(argv: Any, env: Any) -> Optional[str]:
+    """Why argv/env cannot be passed to a program (argv and the environment are NUL-terminated), or None."""
+    if not isinstance(argv, list) or not all(isinstance(item, str) for item in argv):
+        return "argv must be a list of strings"
+    if env is not None and not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                              for k, v in env.items())):
+        return "env must map strings to strings"
+    if any("\0" in item for item in argv) or any("\0" in k + v for k, v in (env or {}).items()):
+        return "a NUL character cannot be passed in argv or the environment"
+    if any(not k or "=" in k for k in env or {}):
+        return "an environment variable name must be non-empty and hold no '='"
+    return None
 
 
 def runtime_settings(plan: Dict[str, Any]) -> Dict[str, Any]:
@@ -152,10 +173,12 @@ def read_secrets(secret_files: Dict[str, str]) -> Dict[str, str]:
     values = {}
     for name in sorted(secret_files):
         try:
-            with open(secret_files[name], encoding="utf-8") as handle:
-                value = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PlanError("cannot read secret %s from %s: %s" % (
-                name, secret_files[name], getattr(exc, "strerror", None) or type(exc).__name__)) from None
+            value = read_bytes(secret_files[name], MAX_SECRET).decode("utf-8")
+            if "\0" in value:
+                raise ValueError("it holds a NUL byte, which the environment cannot carry")
+        except (OSError, ValueError) as exc:  # a device, a FIFO, too large, not UTF-8, a NUL: never the value
+            why = exc.strerror if isinstance(exc, OSError) else \
+                "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise PlanError("cannot read secret %s from %s: %s" % (name, secret_files[name], why)) from None
         values[name] = value[:-1] if value.endswith("\n") else value
     return values

@@ -6,11 +6,14 @@ from __future__ import annotations
 import hmac
 import json
 import socket
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .gate import GateError
+from .plan import command_problem
 
 MAX_BODY = 64 * 1024
 MAX_PORTS = 64
@@ -40,13 +43,16 @@ def _str_list(body: Dict[str, Any], name: str, required: bool) -> Optional[List[
     value = _field(body, name, list, required)
     if value is not None and (not value or not all(isinstance(item, str) for item in value)):
         raise HttpError(400, "field %r must be a non-empty list of strings" % name)
+    if value is not None and any("\0" in item for item in value):
+        raise HttpError(400, "field %r: a NUL character cannot be passed in argv" % name)
     return value
 
 
 def _env(body: Dict[str, Any]) -> Dict[str, str]:
     env = _field(body, "env", dict, required=False) or {}
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise HttpError(400, "field 'env' must map strings to strings")
+    problem = command_problem([], env)
+    if problem:
+        raise HttpError(400, "field 'env': %s" % problem)
     return env
 
 
@@ -133,11 +139,44 @@ ROUTES: Dict[Tuple[str, str], Callable[[Any, Dict[str, Any]], Dict[str, Any]]] =
 }
 
 
+IDLE_TIMEOUT = 5.0  # seconds a connection may wait for its next request, and for each read of one
+BODY_TIMEOUT = 2.0  # seconds to receive a whole body: a body shorter than its Content-Length is a quick 400
+MAX_CONNECTIONS = 64  # one thread each; when all are taken, the longest-idle connection makes room
+SLOT_WAIT = 2.0  # seconds a new connection waits for a slot when every connection is busy with a request
+NOT_ALLOWED = ("PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    timeout = 30  # a slow or silent client cannot hold a thread forever
+    timeout = IDLE_TIMEOUT
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall per request
+    server_version = "areal-agent"  # never the Python version
     server: "AgentServer"
+    _consumed = False
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def handle_one_request(self) -> None:
+        """One request; a client that goes away or goes silent is simply closed (no traceback, no log)."""
+        self.server.mark(self.connection, busy=False)
+        try:
+            self.connection.settimeout(IDLE_TIMEOUT)
+            self._consumed = False
+            super().handle_one_request()
+        except OSError:  # reset, broken pipe, timeout: the client's fault, nothing left to answer
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed:  # the request line and headers are in: from now on this connection is busy, not idle
+            self.server.mark(self.connection, busy=True)
+        return parsed
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """The base class's own errors (bad request line, headers too large, unknown method) as JSON too."""
+        self.close_connection = True
+        self._reply(code, {"status": "error", "error": message or self.responses.get(code, ("error",))[0]})
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -145,9 +184,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def _not_allowed(self) -> None:
+        self.close_connection = True  # any body is left unread
+        self._reply(405, {"status": "error", "error": "method %s is not allowed: use GET or POST" % self.command})
+
+    do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _not_allowed
+
     def _dispatch(self, method: str) -> None:
         path = self.path.split("?", 1)[0]
-        self._consumed = False
         try:
             if method == "GET" and path == "/health":
                 self._body(method)
@@ -163,6 +207,8 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(exc.status, {"status": "error", "error": exc.message})
         except GateError as exc:
             self._reply(409, {"status": "error", "error": str(exc)})
+        except ConnectionError:
+            raise  # the client went away mid-reply: handle_one_request closes the connection
         except Exception as exc:  # never let a request kill the thread silently
             self.server.agent.log("request %s %s failed: %s: %s" % (method, path, type(exc).__name__, exc))
             self._reply(500, {"status": "error", "error": "%s: %s" % (type(exc).__name__, exc)})
@@ -172,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given:
             raise HttpError(401, "missing bearer token")
-        if not hmac.compare_digest(given.strip().encode("utf-8"), self.server.token):
+        if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), self.server.token):
             raise HttpError(401, "bad bearer token")
 
     def _body(self, method: str) -> Dict[str, Any]:
@@ -191,8 +237,7 @@ class Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             self._drain(length)
             raise HttpError(413, "request body over %d bytes" % MAX_BODY)
-        raw = self.rfile.read(length) if length else b""
-        self._consumed = True
+        raw = self._read(length)
         if method == "GET" or not raw.strip():
             return {}
         try:
@@ -202,6 +247,25 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise HttpError(400, "body must be a JSON object")
         return body
+
+    def _read(self, length: int) -> bytes:
+        """Exactly `length` body bytes within BODY_TIMEOUT, or a 400 (the connection is then closed)."""
+        deadline, chunks, got = time.monotonic() + BODY_TIMEOUT, [], 0
+        try:
+            while got < length:
+                self.connection.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = self.rfile.read1(length - got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        except socket.timeout:
+            pass
+        if got < length:
+            self.close_connection = True
+            raise HttpError(400, "body shorter than its Content-Length (%d of %d bytes)" % (got, length))
+        self._consumed = True
+        return b"".join(chunks)
 
     def _drain(self, length: int) -> None:
         """Read (and drop) a bounded part of an oversized body so the client sees our 413, then close."""
@@ -215,25 +279,28 @@ class Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, payload: Dict[str, Any]) -> None:
         data = json.dumps(payload).encode("utf-8")
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):  # unreadable or 0.9: still a status line
+            self.request_version, self.close_connection = "HTTP/1.1", True
         if status >= 400 and not self._consumed:  # unread body bytes would poison the next request
             self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if status == 405:
+            self.send_header("Allow", "GET, POST")
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         """Quiet: requests are not logged (the request line never holds the token, headers are never logged)."""
 
 
-MAX_CONNECTIONS = 64  # one thread each: more open connections (even idle, unauthenticated ones) are refused
-
-
 class AgentServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: a burst of connections is queued, not dropped for a 1 s SYN retry
 
     def __init__(self, address: Tuple[str, int], agent: Any, token: str) -> None:
         if ":" in address[0]:
@@ -241,12 +308,35 @@ class AgentServer(ThreadingHTTPServer):
         self.agent = agent
         self.token = token.encode("utf-8")
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._lock = threading.Lock()
+        self._idle: Dict[Any, float] = {}  # connection -> since when it waits for a request line and headers
         super().__init__(address, Handler)
+
+    def mark(self, connection: Any, busy: bool) -> None:
+        with self._lock:
+            if busy:
+                self._idle.pop(connection, None)
+            else:
+                self._idle[connection] = time.monotonic()
+
+    def _evict_idle(self) -> None:
+        """Close the read side of the longest-idle connection: its thread sees end of input and frees its slot."""
+        with self._lock:
+            if not self._idle:
+                return
+            connection = min(self._idle, key=self._idle.__getitem__)
+            del self._idle[connection]
+            try:
+                connection.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
-            self.shutdown_request(request)  # over the limit: close at once, no thread
-            return
+            self._evict_idle()  # idle connections never starve a client with a request to make
+            if not self.slots.acquire(timeout=SLOT_WAIT):
+                self.shutdown_request(request)  # every slot busy with a request: refuse, no thread
+                return
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -258,6 +348,17 @@ class AgentServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self.slots.release()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._idle.pop(request, None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client fault is no news; anything else is one log line, never a traceback in the agent log."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            self.agent.log("connection from %s failed: %s: %s" % (client_address[0], type(error).__name__, error))
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},

@@ -12,6 +12,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
+from .files import read_bytes
+
+MAX_STATE = 1 << 20  # bytes of one state file (a few hundred in practice)
 RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 TERMINAL = (COMPLETED, FAILED, STOPPED)
 
@@ -182,12 +185,11 @@ def _worker_beat_stale(data: Dict[str, Any], now: float, hung_after: float) -> b
 def read_state(path: str, now: Optional[float] = None) -> Dict[str, Any]:
     """Derived status of one state file; an unreadable or malformed file is status `corrupt`, never a crash."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(read_bytes(path, MAX_STATE).decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         result = derive(data, now)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         name = os.path.basename(path)[: -len(".json")]
         return {"role": name.rpartition(".")[0], "index": name.rpartition(".")[2], "status": "corrupt",
                 "message": "%s: %s: %s" % (path, type(exc).__name__, exc)}

@@ -102,8 +102,8 @@ class Secret(Strict):
 class Staleness(Strict):
     max_head_offpolicyness: int = Field(description="Max versions a rollout may lag the trainer.")
     consumer_batch_size: int
-    max_concurrent_rollouts: int | None = Field(None, description="Defaults to consumer_batch_size.")
-    queue_size: int | None = Field(None, description="Defaults to 16 x max_concurrent_rollouts.")
+    max_concurrent_rollouts: int | None = Field(None, description="0 or omitted: consumer_batch_size.")
+    queue_size: int | None = Field(None, description="0 or omitted: 16 x max_concurrent_rollouts.")
     gate_role: str | None = Field(None, description="The role whose worker 0's agent serves the gate; defaults "
                                                     "to the first training role, else the first role.")
 

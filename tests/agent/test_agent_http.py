@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 
 import pytest
 
@@ -174,7 +175,7 @@ def test_fork_role_must_be_a_role_name(agent):
     assert status == 400 and "role name" in body["error"]
 
 
-def test_connections_over_the_limit_are_refused_and_the_agent_still_serves(agent):
+def test_connections_over_the_limit_close_the_longest_idle_and_the_agent_still_serves(agent):
     import socket
 
     from areal_compiler.agent.server import MAX_CONNECTIONS
@@ -182,11 +183,15 @@ def test_connections_over_the_limit_are_refused_and_the_agent_still_serves(agent
     host, port = agent["url"][len("http://"):].split(":")
     idle = [socket.create_connection((host, int(port))) for _ in range(MAX_CONNECTIONS + 20)]
     try:
-        refused = 0
-        for sock in idle[-20:]:
-            sock.settimeout(5)
-            refused += sock.recv(1) == b""  # closed by the agent at once, no thread spent on it
-        assert refused == 20
+        time.sleep(0.5)
+        closed = 0
+        for sock in idle:
+            sock.settimeout(0.05)
+            try:
+                closed += sock.recv(1) == b""  # made room for a newer connection: never more than the limit
+            except socket.timeout:
+                pass
+        assert closed == 20
     finally:
         for sock in idle:
             sock.close()
