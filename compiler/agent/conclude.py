@@ -69,6 +69,9 @@ class Conclusion:
     def stop(self) -> None:
         """Stop the steps stage by stage: the driver, the others, the gate's role last."""
         prefix = "%s_%s:" % (self.plan["experiment_name"], self.plan["trial_name"])
+        if not _step_ids(self.job_id):  # squeue cannot tell the steps apart: every step at once
+            subprocess.run(["scancel", "--signal=TERM", self.job_id], check=False)
+            return
         for stage in stop_stages(self.plan):
             roles = sorted({name.rpartition("/")[0] for name in stage} & set(self.steps))
             ids = _step_ids(self.job_id)
@@ -99,8 +102,11 @@ class Conclusion:
         if self.frozen is None:
             self.decision = decide(self.plan, self.ended(), 0, fail_fast=True)
         outcome, code = exit_code_of(self.decision, self.stop_signal)
-        sys.stderr.write("areal: job %s %s: %s; exit code %d\n" % (self.job_id, outcome,
-                                                                   self.decision.reason or "stopped", code))
+        if outcome == "stopped":
+            sys.stderr.write("areal: job %s was stopped; exit code %d\n" % (self.job_id, code))
+        else:
+            sys.stderr.write("areal: job %s %s (%s); exit code %d\n" % (self.job_id, outcome, self.decision.reason,
+                                                                        code))
         return code
 
 

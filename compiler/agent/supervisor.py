@@ -160,6 +160,8 @@ class Supervisor:
             state.finish(FAILED, spawn_error_code(exc))
             return spawn_error_code(exc)
         state.started(self.main.proc.pid)
+        if self.main.ready_port is None:
+            state.mark_ready()  # readiness: none (or no ports): running is ready
         return None
 
     def _start_forks(self) -> None:
@@ -304,6 +306,8 @@ class Supervisor:
             raise HttpError(400, "cannot start %s: %s" % (argv[0], exc)) from None
         self._spawned[child.proc.pid] = child.proc
         state.started(child.proc.pid)
+        if ready_port is None:
+            state.mark_ready()
         self.table.release((role, index), child)
         return child
 
