@@ -140,7 +140,7 @@ def plan(file: str, fmt: str, output: str) -> None:
     """Show where every worker of FILE lands: nodes x devices, forks, totals per role.
 
     `-o json` prints the whole plan (the input of every target)."""
-    from areal_compiler import planview
+    from areal_compiler.plan import view as planview
     from areal_compiler.pipeline import plan_file
     from areal_compiler.report import emit_json
 

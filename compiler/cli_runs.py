@@ -1,9 +1,12 @@
-"""The operator verbs: `areal run`, `start`, `stop`, `ps`, `status`, `logs` (shared by every target).
+"""The operator verbs: `areal run`, `start`, `submit`, `stop`, `ps`, `status`, `logs`, for every target.
 
-Registered on the `areal` group by cli.py; each verb dispatches on the run record's target."""
+Registered on the `areal` group by cli.py. A verb resolves what the user named (an experiment file, a compiled
+folder or a run name) to a target through the registry and calls that target's run backend; it never names a
+target itself."""
 from __future__ import annotations
 
-import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,45 +14,92 @@ from pathlib import Path
 import click
 
 from areal_compiler.report import OUTPUT, emit_error, emit_json
+from areal_compiler.runs.base import OperatorError
 
 
-def _fail(exc, output: str) -> None:
+def _fail(exc: Exception, output: str) -> None:
     emit_error(getattr(exc, "code", "error"), getattr(exc, "kind", "invalid"), getattr(exc, "message", str(exc)),
                getattr(exc, "retryable", False), output == "json")
     sys.exit(1)
 
 
-def _prepare_local(source: str, output: str):
-    """A claimed run record for SOURCE (an experiment YAML, or a compiled local target folder)."""
-    from areal_compiler.output import write_tree
-    from areal_compiler.pipeline import compile_file
-    from areal_compiler.report import exit_on_diagnostics
-    from areal_compiler.runs import local
-    from areal_compiler.runs.registry import RunRecord, claim, discard
+def _record_for(source: str, target: str, output: str):
+    """A new run record for SOURCE on TARGET, and the artifacts to write (None for a compiled folder).
+
+    An experiment file is compiled for TARGET; its workers run in the file's directory (relative commands
+    resolve there, wherever areal is called from). A compiled folder is checked against its manifest; its
+    workers run in the current directory."""
+    import json
+
+    from areal_compiler.runs.paths import compiled_dir
+    from areal_compiler.runs.registry import RunRecord
+    from areal_compiler.targets.common import verify_folder
 
     path = Path(source)
     if path.is_dir():
-        target = path / "local" if (path / "local" / "launch.json").is_file() else path
-        launch = local.read_launch(target)
-        name = launch["run_name"]
-        record = RunRecord(name, "local", str(target.resolve()), str(local.run_paths(name)[1]))
-        claim(record, local.is_active)
-        return record
-    result = compile_file(source, ("local",))
-    exit_on_diagnostics([result], output)
-    name = f"{result.plan.experiment_name}/{result.plan.trial_name}"
-    target, run_dir = local.run_paths(name)
-    record = RunRecord(name, "local", str(target), str(run_dir))
-    claim(record, local.is_active)
+        folder = path / target if (path / target / "manifest.json").is_file() else path
+        try:
+            manifest = verify_folder(folder)
+            plan = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+            name = f"{plan['experiment_name']}/{plan['trial_name']}"
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            raise OperatorError("target_unusable", str(exc)) from None
+        if manifest["target"] != target:
+            raise OperatorError("wrong_target", f"{folder} was compiled for {manifest['target']}, not {target}")
+        files, workdir = None, os.getcwd()
+    else:
+        from areal_compiler.pipeline import compile_file
+        from areal_compiler.report import exit_on_diagnostics
+
+        result = compile_file(source, (target,))
+        exit_on_diagnostics([result], output)
+        name, folder = result.plan.name, compiled_dir(result.plan.name, target)
+        files = {rel.split("/", 1)[1]: a for rel, a in result.artifacts.items()}
+        workdir = str(path.resolve().parent)
+    return RunRecord(name, target, str(folder.resolve()), "", workdir), files
+
+
+def _here() -> str:
+    from areal_compiler.targets import this_machine
+
+    return this_machine()
+
+
+def _launch(source: str, target: str, output: str, dry_run: bool = False, address: str | None = None,
+            foreground: bool = False):
+    """Compile (or check) SOURCE, claim its run name, write the folder and start or submit it, all under the
+    run name's lock; a failure puts the previous record back. Returns (record, what the backend said)."""
+    from areal_compiler.output import OutputError, write_tree
+    from areal_compiler.runs.base import backend_for
+    from areal_compiler.runs.registry import claim, locked, restore
+
     try:
-        write_tree(target, {rel.removeprefix("local/"): a for rel, a in result.artifacts.items()})
-    except BaseException:
-        discard(record)
-        raise
-    return record
+        record, files = _record_for(source, target, output)
+        backend = backend_for(target)
+        with locked(record.name):
+            if dry_run:
+                if files is not None:
+                    write_tree(Path(record.target_dir), files)
+                return record, backend.submit(Path(record.target_dir), record, dry_run=True, address=address)
+            previous = claim(record, lambda old: backend_for(old.target).state(old).active)
+            try:
+                if files is not None:
+                    write_tree(Path(record.target_dir), files)
+                said = {} if foreground else backend.submit(Path(record.target_dir), record, address=address)
+            except BaseException:
+                restore(record, previous)
+                raise
+            return record, said  # the backend saved what it started
+    except OutputError as exc:
+        _fail(OperatorError("output", str(exc)), output)
+    except OperatorError as exc:
+        _fail(exc, output)
 
 
-RUN_ERRORS = (ValueError, OSError)  # bad folders and files; callers add RegistryError and OutputError
+def _positive_seconds(ctx, param, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise click.BadParameter("must be a positive number of seconds")
+    return value
 
 
 @click.command()
@@ -58,173 +108,116 @@ RUN_ERRORS = (ValueError, OSError)  # bad folders and files; callers add Registr
 def run(source: str, quiet: bool) -> None:
     """Run SOURCE on this machine in the foreground and exit with the job's exit code.
 
-    SOURCE is an experiment YAML (compiled first) or a compiled local target folder. One agent per worker;
-    when a worker fails the others are stopped (local.fail_fast); Ctrl-C stops everything in order."""
-    from areal_compiler.runs.local import Runner
-    from areal_compiler.runs.registry import RegistryError
-    from areal_compiler.runs.view import RunView
+    SOURCE is an experiment file (compiled first; commands resolve relative to its directory) or a compiled
+    folder. With a driver the job ends when the driver exits, with its code; otherwise when every worker has
+    ended. A failing worker stops the job; Ctrl-C stops everything in order."""
+    from areal_compiler.runs.base import backend_for
 
-    from areal_compiler.output import OutputError
-
+    record, _ = _launch(source, _here(), "text", foreground=True)
     try:
-        record = _prepare_local(source, "text")
-    except (RegistryError, OutputError, *RUN_ERRORS) as exc:
+        sys.exit(backend_for(record.target).run(record, stream_logs=not quiet))
+    except OperatorError as exc:
         _fail(exc, "text")
-    sys.exit(Runner(record, RunView(record.name, Path(record.run_dir), stream_logs=not quiet)).execute())
 
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=str))
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for every worker to be healthy.")
+@click.option("--timeout", default=60.0, show_default=True, callback=_positive_seconds,
+              help="Seconds to wait for every worker and fork to be ready.")
 @OUTPUT
 def start(source: str, timeout: float, output: str) -> None:
-    """Start SOURCE in the background; print the run name once every worker is healthy."""
-    import subprocess
+    """Start SOURCE on this machine in the background; print the run name once every worker is ready.
 
-    from areal_compiler.runs import local
-    from areal_compiler.runs.registry import RegistryError, load
+    A worker that fails during start-up fails the start (its exit code and last log lines are shown) and the
+    run is stopped."""
+    from areal_compiler.runs.base import backend_for
 
-    from areal_compiler.output import OutputError
-    from areal_compiler.runs.registry import discard
-
+    record, said = _launch(source, _here(), output)
     try:
-        record = _prepare_local(source, output)
-    except (RegistryError, OutputError, *RUN_ERRORS) as exc:
+        rows = backend_for(record.target).wait_ready(record, timeout)
+    except OperatorError as exc:
         _fail(exc, output)
-    log = Path(record.run_dir).parent / "runner.log"
-    try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        discard(record)
-        _fail(exc, output)
-    with open(log, "ab") as fh:
-        runner = subprocess.Popen([sys.executable, "-m", "areal_compiler.runs.local", record.name],
-                                  stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    expected = sum(1 + len(p["forks"]) for p in local.read_launch(Path(record.target_dir))["processes"])
-    deadline, rows, problem = time.monotonic() + timeout, [], None
-    while time.monotonic() < deadline:
-        rows = _worker_rows(record) if load(record.name).job.get("runner_pid") else []
-        bad = [r for r in rows if r["status"] not in ("healthy", "completed")]
-        if runner.poll() is not None and (bad or len(rows) < expected):
-            problem = f"the run ended before every worker was healthy (exit code {runner.returncode})"
-            break
-        if len(rows) == expected and not bad:
-            break
-        time.sleep(0.2)
-    else:
-        problem = f"not every worker was healthy after {timeout:g}s"
-    if problem:
-        detail = ", ".join(f"{r['role']}/{r['index']} {r['status']}" for r in rows)
-        stopped = local.stop(load(record.name), force=True) if runner.poll() is None else ""
-        emit_error("start_failed", "run", f"{record.name}: {problem}" + (f" ({detail})" if detail else "")
-                   + ("; the run was stopped" if stopped else "")
-                   + f"; see `areal logs {record.name}` and {log}", False, output == "json")
-        sys.exit(1)
     if output == "json":
-        emit_json({"run": record.name, "target": "local", "workers": rows})
+        emit_json({"run": record.name, "target": record.target, "workers": rows})
     else:
         click.echo(record.name)
 
 
-def _worker_rows(record) -> list[dict]:
-    from areal_compiler.agent.state import read_run
-
-    try:
-        return read_run(record.run_dir)
-    except OSError:
-        return []
-
-
-class _Backend:
-    """The per-target operations behind ps/status/stop, looked up by the run record's target."""
-
-    def __init__(self, status, stop):
-        self.status, self.stop = status, stop
-
-
-def _backend(record) -> _Backend:
-    if record.target == "slurm":
-        from areal_compiler.runs import slurm
-
-        return _Backend(slurm.run_status, slurm.stop_run)
-    from areal_compiler.runs import local
-
-    return _Backend(local.status, local.stop)
-
-
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=str))
-@click.option("--target", type=click.Choice(["slurm"]), default="slurm", show_default=True,
-              help="Where to submit (Kubernetes and Ray are coming).")
-@click.option("--test-only", is_flag=True, help="Let the real scheduler judge the request without running it.")
+@click.option("--target", "target", default=None, metavar="TARGET",
+              help="Where to submit (default: a compiled folder's own target, or the one cluster target the "
+                   "experiment configures).")
+@click.option("--dry-run", is_flag=True, help="Ask the cluster whether it would accept the job; start nothing "
+                                              "and record nothing.")
+@click.option("--address", default=None, help="The cluster's API address where the target needs one (default: "
+                                              "from the experiment or the environment).")
 @OUTPUT
-def submit(source: str, target: str, test_only: bool, output: str) -> None:
-    """Submit SOURCE (an experiment YAML, or a compiled `slurm/` folder) to Slurm and record the job.
-
-    Runs `sbatch --parsable` from the current directory (the workers' working directory); `--test-only` prints
-    Slurm's verdict (`sbatch --test-only`) and records nothing."""
-    from areal_compiler.output import OutputError, write_tree
-    from areal_compiler.pipeline import compile_file
-    from areal_compiler.report import exit_on_diagnostics
-    from areal_compiler.runs import slurm
-    from areal_compiler.runs.registry import RegistryError, RunRecord, areal_home, claim, discard, save
-
-    path = Path(source)
-    try:
-        if path.is_dir():
-            folder = path / "slurm" if (path / "slurm" / "job.sbatch").is_file() else path
-            try:
-                plan = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
-                name = f"{plan['experiment_name']}/{plan['trial_name']}"
-            except (OSError, ValueError, KeyError, TypeError):
-                raise ValueError(f"{path} is not a compiled Slurm folder (no usable plan.json)") from None
-        else:
-            result = compile_file(source, ("slurm",))
-            exit_on_diagnostics([result], output)
-            name = f"{result.plan.experiment_name}/{result.plan.trial_name}"
-            folder = areal_home() / "runs" / result.plan.experiment_name / result.plan.trial_name / "slurm"
-            write_tree(folder, {r.removeprefix("slurm/"): a for r, a in result.artifacts.items()})
-        if test_only:
-            verdict = slurm.submit(folder, test_only=True)
-            emit_json({"run": name, **verdict}) if output == "json" else click.echo(verdict["verdict"])
-            return
-        record = RunRecord(name, "slurm", str(folder.resolve()), "")
-        claim(record, slurm.is_active)
-        try:
-            job = slurm.submit(folder)
-        except BaseException:
-            discard(record)  # nothing was submitted: the name stays free
-            raise
-    except (RegistryError, OutputError, slurm.SlurmError, *RUN_ERRORS) as exc:
-        _fail(exc, output)
-    record.run_dir, record.job = job["run_dir"], {"slurm_job_id": job["job_id"], "batch_logs": job["batch_logs"]}
-    save(record)
+def submit(source: str, target: str | None, dry_run: bool, address: str | None, output: str) -> None:
+    """Submit SOURCE (an experiment file or a compiled folder) to a cluster and record the run."""
+    target = _submit_target(source, target, output)
+    record, said = _launch(source, target, output, dry_run=dry_run, address=address)
     if output == "json":
-        emit_json({"run": name, "target": "slurm", **job})
+        emit_json({"run": record.name, "target": target, "dry_run": dry_run, **said})
+    elif dry_run:
+        click.echo(said.get("verdict") or "accepted")
     else:
-        click.echo(f"{name}: submitted Slurm job {job['job_id']} (run dir {job['run_dir']})")
+        ids = ", ".join(f"{k} {v}" for k, v in record.job.items() if isinstance(v, (str, int)))
+        click.echo(f"{record.name}: submitted to {target}" + (f" ({ids})" if ids else ""))
+
+
+def _submit_target(source: str, target: str | None, output: str) -> str:
+    from areal_compiler import targets as registry
+
+    if target is not None:
+        if target not in registry.names():
+            raise click.BadParameter(f"{target!r}: unknown; available: {', '.join(registry.names())}",
+                                     param_hint="--target")
+        return target
+    path = Path(source)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        from areal_compiler.targets.common import verify_folder
+
+        try:
+            return verify_folder(path)["target"]
+        except ValueError as exc:
+            _fail(OperatorError("target_unusable", str(exc)), output)
+    if not path.is_dir():
+        from areal_compiler.pipeline import default_targets, plan_file
+        from areal_compiler.report import exit_on_diagnostics
+
+        result = plan_file(source)
+        exit_on_diagnostics([result], output)
+        clusters = [t for t in default_targets(result) if t != _here()]
+        if len(clusters) == 1 and len(clusters) < len(registry.names()) - 1:
+            return clusters[0]
+    raise click.UsageError("say where to submit with --target (" + ", ".join(registry.names()) + ")")
+
+
+def _load(name: str, output: str):
+    from areal_compiler.runs.base import backend_for
+    from areal_compiler.runs.registry import load
+
+    try:
+        record = load(name)
+        return record, backend_for(record.target)
+    except OperatorError as exc:
+        _fail(exc, output)
+    except KeyError:
+        _fail(OperatorError("unknown_target", f"run {name} was made by a target this areal does not know"), output)
 
 
 @click.command()
 @click.argument("name", metavar="RUN")
 @click.option("--force", is_flag=True,
-              help="Local runs: SIGKILL what is still alive after the grace period (on Slurm, scancel always "
-                   "ends with SIGKILL after the cluster's KillWait).")
+              help="SIGKILL what is still alive after the grace period, where the target leaves that to us.")
 @OUTPUT
 def stop(name: str, force: bool, output: str) -> None:
-    """Stop RUN (experiment/trial): SIGTERM, the grace period, then SIGKILL with --force."""
-    from areal_compiler.runs.registry import RegistryError, load
-
+    """Stop RUN (experiment/trial): its processes get SIGTERM and the grace period."""
+    record, backend = _load(name, output)
     try:
-        record = load(name)
-    except RegistryError as exc:
-        _fail(exc, output)
-    from areal_compiler.runs.slurm import SlurmError
-
-    try:
-        result = _backend(record).stop(record, force)
-    except SlurmError as exc:
+        result = backend.stop(record, force)
+    except OperatorError as exc:
         _fail(exc, output)
     if output == "json":
         emit_json({"run": name, "result": result})
@@ -236,7 +229,10 @@ def stop(name: str, force: bool, output: str) -> None:
 def _age(iso: str) -> str:
     from datetime import datetime
 
-    seconds = int(time.time() - datetime.fromisoformat(iso).timestamp())
+    try:
+        seconds = int(time.time() - datetime.fromisoformat(iso).timestamp())
+    except (TypeError, ValueError):
+        return "-"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -247,52 +243,54 @@ def _age(iso: str) -> str:
 @click.option("-a", "--all", "show_all", is_flag=True, help="Include runs that have ended.")
 @OUTPUT
 def ps(show_all: bool, output: str) -> None:
-    """List runs with their target, status and age."""
+    """List active runs (pending, starting, running, unknown) with target, state and age; -a: every run.
+
+    A corrupt run record is listed as `corrupt` (it blocks its name until it is repaired or removed)."""
+    from areal_compiler.runs.base import backend_for
     from areal_compiler.runs.registry import all_records
 
     rows = []
-    for record in all_records():
-        status = _backend(record).status(record)
-        if show_all or status in ("running", "starting"):
-            rows.append({"run": record.name, "target": record.target, "status": status,
+    for name, record in all_records():
+        if isinstance(record, OperatorError):
+            rows.append({"run": name, "target": "-", "status": "corrupt", "created_at": None, "exit_code": None,
+                         "message": record.message})
+            continue
+        state = backend_for(record.target).state(record)
+        if show_all or state.active:
+            rows.append({"run": name, "target": record.target, "status": state.value,
                          "created_at": record.created_at, "exit_code": record.exit_code})
     if output == "json":
         emit_json({"runs": rows})
         return
-    click.echo(f"{'RUN':<40} {'TARGET':<8} {'STATUS':<10} {'EXIT':>4}  AGE")
+    click.echo(f"{'RUN':<40} {'TARGET':<10} {'STATUS':<10} {'EXIT':>4}  AGE")
     for r in rows:
-        exit_code = "-" if r["exit_code"] is None else r["exit_code"]
-        click.echo(f"{r['run']:<40} {r['target']:<8} {r['status']:<10} {exit_code:>4}  {_age(r['created_at'])}")
+        code = "-" if r["exit_code"] is None else r["exit_code"]
+        click.echo(f"{r['run']:<40} {r['target']:<10} {r['status']:<10} {code:>4}  {_age(r['created_at'])}")
+
+
+UNWELL = ("crashed", "failed", "hung", "corrupt")
 
 
 @click.command()
 @click.argument("name", metavar="RUN")
 @OUTPUT
 def status(name: str, output: str) -> None:
-    """Per-worker health of RUN: healthy, hung, crashed, completed, failed or stopped."""
-    from areal_compiler.runs.registry import RegistryError, load
-
-    try:
-        record = load(name)
-    except RegistryError as exc:
-        _fail(exc, output)
-    rows = _worker_rows(record)
-    run_status = _backend(record).status(record)
-    job = {}
-    if record.target == "slurm":
-        from areal_compiler.runs import slurm
-
-        try:
-            job = slurm.status(record.job["slurm_job_id"]) if record.job.get("slurm_job_id") else {}
-        except slurm.SlurmError as exc:
-            job = {"error": exc.message}
+    """RUN's state and every worker's (the driver first): starting, healthy, hung, crashed, completed, failed,
+    stopped. Exit status 1 when the run failed or crashed or a process is crashed, failed, hung or corrupt."""
+    record, backend = _load(name, output)
+    state = backend.state(record)
+    rows, details = backend.workers(record), backend.details(record)
+    unwell = state in (state.FAILED, state.CRASHED) or any(r.get("status") in UNWELL for r in rows)
     if output == "json":
-        emit_json({"run": name, "target": record.target, "status": run_status, "exit_code": record.exit_code,
-                   "workers": rows, **({"slurm": job} if job else {})})
-        return
-    click.echo(f"{name}  target {record.target}  {run_status}"
-               + ("" if record.exit_code is None else f"  exit code {record.exit_code}")
-               + (f"  Slurm job {job.get('job_id')} {job.get('state', job.get('error', ''))}" if job else ""))
+        emit_json({"run": name, "target": record.target, "status": state.value, "exit_code": record.exit_code,
+                   "workers": rows, **details})
+        sys.exit(1 if unwell else 0)
+    click.echo(f"{name}  target {record.target}  {state.value}"
+               + ("" if record.exit_code is None else f"  exit code {record.exit_code}"))
+    for key, value in details.items():
+        if isinstance(value, dict):
+            facts = ", ".join(f"{k} {v}" for k, v in value.items() if isinstance(v, (str, int)) and v != "")
+            click.echo(f"  {key}: {facts}")
     click.echo(f"{'WORKER':<28} {'STATUS':<10} {'HEARTBEAT':>9} {'EXIT':>5}  NOTE")
     for r in rows:
         beat = f"{r['heartbeat_age']:.1f}s" if r.get("heartbeat_age") is not None else "-"
@@ -300,41 +298,29 @@ def status(name: str, output: str) -> None:
         kind = " (forked)" if r.get("kind") == "forked" else ""
         click.echo(f"{str(r['role']) + '/' + str(r['index']) + kind:<28} {r['status']:<10} {beat:>9} {code:>5}  "
                    f"{r.get('message', '')}")
+    sys.exit(1 if unwell else 0)
 
 
 @click.command()
 @click.argument("name", metavar="RUN")
 @click.argument("worker", required=False, metavar="[ROLE[/INDEX]]")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends (waits while the "
+                                                   "run is pending).")
 @click.option("--tail", type=click.IntRange(min=0), default=None, help="Only the last N lines of each log.")
 def logs(name: str, worker: str | None, follow: bool, tail: int | None) -> None:
-    """Print (or follow) the logs of RUN, every line prefixed by its worker."""
-    from collections import deque
+    """Print (or follow) the logs of RUN, every line prefixed by its worker (and the scheduler's own logs)."""
+    from areal_compiler.runs.registry import load
 
-    from areal_compiler.runs.registry import RegistryError, load
-    from areal_compiler.runs.view import LogTail
-
+    record, backend = _load(name, "text")
+    if not follow and not backend.log_files(record):
+        _fail(OperatorError("no_logs", f"no logs yet for {name} (state {backend.state(record).value})",
+                            "not_found"), "text")
+    many = worker is None or "/" not in worker
     try:
-        record = load(name)
-    except RegistryError as exc:
+        for who, line in backend.logs(record, worker, tail, follow, lambda: load(name)):
+            click.echo(f"{who} | {line}" if many else line)
+    except OperatorError as exc:
         _fail(exc, "text")
-    folder = Path(record.run_dir) / "logs"
-    files = [p for p in sorted(folder.glob("*/*.log"))
-             if not worker or worker in (p.parent.name, f"{p.parent.name}/{p.stem}")]
-    if not files:
-        _fail(ValueError(f"no logs for {worker or 'any worker'} in {folder}"), "text")
-    for path in files:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        for line in deque(lines, maxlen=tail) if tail is not None else lines:
-            click.echo(f"{path.parent.name}/{path.stem} | {line}" if len(files) > 1 or not worker else line)
-    if follow:
-        tailer = LogTail(folder, start_at_end=True, only=worker)
-        while _backend(record).status(load(name)) in ("running", "starting"):
-            for who, line in tailer.lines():
-                click.echo(f"{who} | {line}")
-            time.sleep(0.2)
-        for who, line in tailer.lines():
-            click.echo(f"{who} | {line}")
 
 
 COMMANDS = (run, start, submit, stop, ps, status, logs)

@@ -7,7 +7,21 @@ from collections import Counter
 import pytest
 
 from helpers import BASE, EXAMPLES, ROOT, areal, write
+from areal_compiler.agent.contract import fork_env, worker_argv, worker_env
 from areal_compiler.pipeline import plan_file
+
+HOSTS = ["node-a", "node-b", "node-c"]
+
+
+def env_of(plan, role, index, fork=None):
+    """The environment the agent derives for a worker (or for its forked child of role `fork`)."""
+    data = json.loads(plan.to_json())
+    w = next(x for x in data["workers"] if x["role"] == role and x["index"] == index)
+    env = worker_env(data, w, HOSTS)
+    if fork is None:
+        return env
+    own, unset = fork_env(data, w, fork, index, env, HOSTS)
+    return {**{k: v for k, v in env.items() if k not in unset}, **own}, sorted(unset)
 
 
 def plan_of(path):
@@ -51,8 +65,9 @@ def test_colocated_ref_is_forked_onto_every_actor_worker():
     assert [f.role for w in actors for f in w.forks] == ["ref"] * 4
     assert [f.index for w in actors for f in w.forks] == [0, 1, 2, 3]
     ref0 = actors[0].forks[0]
-    assert ref0.argv == actors[0].argv  # no cmd of its own: the target's command
-    assert ref0.env["MASTER_PORT"] == str(ref0.ports[1]) != actors[0].env["MASTER_PORT"]
+    assert plan.roles["ref"].argv == plan.roles["actor"].argv  # no cmd of its own: the target's command
+    ref_env, _ = env_of(plan, "actor", 0, fork="ref")
+    assert ref_env["MASTER_PORT"] == str(ref0.ports[1]) != env_of(plan, "actor", 0)["MASTER_PORT"]
     assert "ref" not in {w.role for w in plan.workers}
 
 
@@ -61,23 +76,24 @@ def test_fork_false_role_has_no_processes():
     assert plan.roles["eval-rollout"].workers == 0
     assert all(f.role != "eval-rollout" for w in plan.workers for f in w.forks)
     proxy = [f for w in plan.workers for f in w.forks if f.role == "proxy-rollout"]
-    assert proxy[0].argv[:3] == ["python3", "-m", "areal.experimental.openai.proxy.proxy_rollout_server"]
+    argv = worker_argv(json.loads(plan.to_json()), "proxy-rollout", proxy[0].ports)
+    assert argv[:3] == ["python3", "-m", "areal.experimental.openai.proxy.proxy_rollout_server"]
+    assert argv[-2:] == ["--port", str(proxy[0].ports[0])]
 
 
 def test_environment_contract(tmp_path):
     plan = plan_of(ROOT / "examples" / "two-node-decoupled.yaml")
-    actor3 = plan.worker("actor", 3)
-    env = actor3.env
+    env = env_of(plan, "actor", 3)
     assert env["AREAL_ROLE"] == "actor" and env["AREAL_WORKER_INDEX"] == "3"
     assert env["RANK"] == "3" and env["WORLD_SIZE"] == "8" and env["LOCAL_RANK"] == "3"
-    assert env["MASTER_ADDR"] == "{host1}" and env["MASTER_PORT"] == str(plan.worker("actor", 0).ports[1])
-    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["AREAL_NODE_RANK"] == "1"
-    assert env["AREAL_ADDRS_ROLLOUT"].split(",")[1] == f"{{host0}}:{plan.worker('rollout', 1).ports[0]}"
+    assert env["MASTER_ADDR"] == "node-b" and env["MASTER_PORT"] == str(plan.worker("actor", 0).ports[1])
+    assert env["CUDA_VISIBLE_DEVICES"] == "3" and env["AREAL_NODE_RANK"] == "1" and env["AREAL_HOST"] == "node-b"
+    assert env["AREAL_ADDRS_ROLLOUT"].split(",")[1] == f"node-a:{plan.worker('rollout', 1).ports[0]}"
     gate_worker = plan.worker(plan.gate.role, plan.gate.index)
-    assert env["AREAL_GATE_URL"] == f"http://{{host{gate_worker.node}}}:{gate_worker.agent_port}"
-    assert plan.worker("rollout", 2).env["CUDA_VISIBLE_DEVICES"] == "4,5"
-    assert actor3.secret_files == {"WANDB_API_KEY": "/shared/secrets/wandb_api_key"}
-    assert "WANDB_API_KEY" not in json.dumps(actor3.env)
+    assert env["AREAL_GATE_URL"] == f"http://{HOSTS[gate_worker.node]}:{gate_worker.agent_port}"
+    assert env_of(plan, "rollout", 2)["CUDA_VISIBLE_DEVICES"] == "4,5"
+    assert plan.secrets["WANDB_API_KEY"]["file"] == "/shared/secrets/wandb_api_key"
+    assert "WANDB_API_KEY" not in json.dumps(env)
 
 
 def test_multi_node_sglang_instance(tmp_path):
@@ -85,7 +101,8 @@ def test_multi_node_sglang_instance(tmp_path):
         .replace('"fsdp:d4"', '"fsdp:d8"')
     plan = plan_of(write(tmp_path, text))
     rollout = [w for w in plan.workers if w.role == "rollout"]
-    assert [(w.node, len(w.devices), w.env["AREAL_INSTANCE_NODE_RANK"]) for w in rollout] == [(0, 8, "0"), (1, 8, "1")]
+    assert [(w.node, len(w.devices), env_of(plan, "rollout", w.index)["AREAL_INSTANCE_NODE_RANK"])
+            for w in rollout] == [(0, 8, "0"), (1, 8, "1")]
 
 
 def test_small_roles_are_packed_without_overlap(tmp_path):
@@ -106,7 +123,7 @@ def test_unpackable_roles_are_a_located_error(tmp_path):
 
 def test_plan_json_and_svg(tmp_path):
     data = json.loads(areal("plan", "-o", "json", str(EXAMPLES[0])).stdout)["data"]
-    assert data["plan_version"] == 1 and data["workers"]
+    assert data["plan_version"] == 2 and data["workers"]
     svg = areal("plan", "--format", "svg", str(ROOT / "examples" / "ppo-critic.yaml")).stdout.decode()
     assert svg.startswith("<svg") and svg.count("<rect") >= 16 and "+critic/0" in svg
 
@@ -123,7 +140,18 @@ def test_experiment_hash_ignores_spelled_out_defaults_and_key_order(tmp_path):
 def test_a_forked_helper_does_not_inherit_the_trainers_rendezvous(tmp_path):
     text = BASE + "  proxy:\n    cmd: python3 proxy.py\n    scheduling_strategy: {type: colocation, target: actor}\n"
     plan = plan_of(write(tmp_path, text))
-    proxy = plan.worker("actor", 1).forks[0]
-    assert proxy.unset == ["LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"]
-    ref = plan_of(ROOT / "examples" / "single-node-colocated-ref.yaml").worker("actor", 1).forks[0]
-    assert ref.unset == [] and ref.env["RANK"] == "1"  # a forked trainer has rendezvous variables of its own
+    proxy_env, unset = env_of(plan, "actor", 1, fork="proxy")
+    assert unset == ["LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"]
+    assert "RANK" not in proxy_env
+    ref_env, unset = env_of(plan_of(ROOT / "examples" / "single-node-colocated-ref.yaml"), "actor", 1, fork="ref")
+    assert unset == [] and ref_env["RANK"] == "1"  # a forked trainer has rendezvous variables of its own
+
+
+def test_plan_json_is_linear_in_workers(tmp_path):
+    """The plan states shared facts once: doubling the nodes doubles (not quadruples) plan.json."""
+    sizes = []
+    for nodes in (2, 4):
+        text = BASE.replace("num_accelerators: 8", f"num_accelerators: {8 * nodes}") \
+            .replace('"sglang:d4"', f'"sglang:d{4 * nodes}"').replace('"fsdp:d4"', f'"fsdp:d{4 * nodes}"')
+        sizes.append(len(plan_of(write(tmp_path, text, f"{nodes}.yaml")).to_json()))
+    assert sizes[1] < 2.2 * sizes[0]

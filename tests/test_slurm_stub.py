@@ -185,7 +185,7 @@ def test_all_steps_succeed(tmp_path, stubs):
     run_dir = tmp_path / "root" / "stub-exp" / "t1" / "77"
     token = run_dir / "agent.token"
     assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
-    assert "ends with exit code 0" in err
+    assert "job 77 succeeded (every worker ended with code 0); exit code 0" in err
 
 
 def test_failing_step_fails_the_script_and_stops_the_others(tmp_path, stubs):
@@ -194,7 +194,7 @@ def test_failing_step_fails_the_script_and_stops_the_others(tmp_path, stubs):
     assert code == 3, err
     log = calls(stubs)
     assert "scancel --signal=TERM 77" in log and "stopped rollout" in log
-    assert "step actor failed (srun exit code 3" in err
+    assert "actor/0 failed first, with code 3: stopping every step" in err  # its step ended before its agents
     assert not any(line.startswith("scontrol requeue") for line in log)  # max_retries 0
 
 

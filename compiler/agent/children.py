@@ -14,13 +14,29 @@ from .procs import exit_code
 from .state import COMPLETED, FAILED, StateFile
 
 
+def health_ok(host: str, port: int, timeout: float = 0.3) -> bool:
+    """The readiness probe: GET /health on host:port answers 200 within the timeout."""
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/health")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
 class Child:
     """One supervised process (the worker or a forked child) and everything the agent knows about it."""
 
     def __init__(self, role: str, index: int, kind: str, state: StateFile, ports: List[int],
-                 heartbeat_file: Optional[str]) -> None:
+                 heartbeat_file: Optional[str], ready_port: Optional[int] = None) -> None:
         self.role, self.index, self.kind = role, index, kind
         self.state, self.ports, self.heartbeat_file = state, ports, heartbeat_file
+        self.ready_port = ready_port  # GET /health there must answer 200 before it is ready; None: running is ready
+        self.probed_at = float("-inf")
         self.proc: Optional[subprocess.Popen] = None
         self.posted_beat: Optional[float] = None
 

@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     fork.add_argument("--command", help="argv string (split like a shell would, never run by one)")
     fork.add_argument("--run-dir", required=True, help="the result is recorded in DIR/forks/ROLE.json")
     fork.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each child (60)")
+    end = commands.add_parser("conclude", help="end a Slurm batch job: wait for its steps, stop them in order, "
+                                               "exit with the job's code")
+    end.add_argument("--plan", required=True)
+    end.add_argument("--run-dir", required=True)
+    end.add_argument("--job-id", required=True)
+    end.add_argument("--step", action="append", default=[], metavar="ROLE=PID", help="a role's srun step")
     status = commands.add_parser("status", help="derived health of every worker of a run")
     status.add_argument("--run-dir", required=True)
     status.add_argument("--json", action="store_true", help='one envelope {"v": 1, "ts", "data"}')
@@ -55,6 +61,18 @@ def _fork(args: argparse.Namespace) -> int:
         print("forked %s/%d on %s pid %d ports %s" % (item["role"], item["worker_index"], item["host"],
                                                       item["pid"], item["ports"]))
     return 0
+
+
+def _conclude(args: argparse.Namespace) -> int:
+    from .conclude import conclude
+
+    steps = {}
+    for item in args.step:
+        role, _, pid = item.partition("=")
+        if not role or not pid.isdigit():
+            raise PlanError("--step must look like ROLE=PID, got %r" % item)
+        steps[role] = int(pid)
+    return conclude(load_plan(args.plan), args.run_dir, steps, args.job_id)
 
 
 def _status_table(rows: List[Dict[str, Any]]) -> str:
@@ -96,6 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return supervise(args.plan, args.worker, args.run_dir, args.log, own_process=True)
         if args.verb == "fork":
             return _fork(args)
+        if args.verb == "conclude":
+            return _conclude(args)
         return _status(args)
     except PlanError as exc:
         sys.stderr.write("areal-agent: error: %s\n" % exc)

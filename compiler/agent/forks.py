@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
 
 from .client import AgentClient, AgentError
-from .plan import (PlanError, declared_commands, fill_argv, fill_env, http_url, node_host, node_hosts,
-                   ports_needed, workers_of_role)
+from .plan import PlanError, http_url, node_host, node_hosts, workers_of_role
 from .state import atomic_write_json
 
 
@@ -25,19 +24,19 @@ class ForkError(Exception):
                          % (role, target, ", ".join(str(i) for i in sorted(failures)), details))
 
 
-def _template(plan: Dict[str, Any], worker: Dict[str, Any], role: str, command: Optional[str]) -> Dict[str, Any]:
-    """The (argv, env) template for ROLE beside this worker: --command, else the declared one."""
-    own = [e for e in worker.get("forks") or [] if e.get("role") == role]
-    declared = own or declared_commands(plan, role)
-    env = dict(declared[0].get("env") or {}) if declared else {}
+def _template(plan: Dict[str, Any], role: str, command: Optional[str]) -> Dict[str, Any]:
+    """ROLE's command (--command, else the one the plan declares), its env_vars and how many ports it gets."""
+    spec = (plan.get("roles") or {}).get(role)
     if command is not None:
         argv = shlex.split(command)  # tokenizing only: nothing ever runs through a shell
         if not argv:
             raise PlanError("--command is empty")
-        return {"argv": argv, "env": env}
-    if not declared:
+    elif spec is None:
         raise PlanError("the plan declares no command for role %r; pass --command" % role)
-    return {"argv": list(declared[0]["argv"]), "env": env}
+    else:
+        argv = list(spec["argv"])
+    return {"argv": argv, "env": dict((spec or {}).get("env") or {}),
+            "port_count": int((spec or {}).get("port_count") or 0)}
 
 
 def _wait_healthy(client: AgentClient, role: str, index: int, has_ports: bool, timeout: float,
@@ -65,11 +64,10 @@ def _fork_one(worker: Dict[str, Any], role: str, template: Dict[str, Any], hosts
     url = http_url(node_host(hosts, int(worker.get("node", 0))), int(worker["agent_port"]))
     client = AgentClient(url, token)
     try:
-        count = ports_needed(template["argv"], template["env"])
+        count = template["port_count"]
         ports = client.alloc_ports(count)["ports"] if count else []
-        argv = fill_argv(template["argv"], ports, hosts)
-        env = fill_env(template["env"], ports, hosts)
-        reply = client.fork(role, index, argv, env, ports)
+        argv = template["argv"] + (["--port", str(ports[0])] if ports else [])
+        reply = client.fork(role, index, argv, template["env"], ports)
         try:
             _wait_healthy(client, role, index, bool(ports), timeout, poll)
         except Exception:
@@ -117,10 +115,10 @@ def fork_workers(plan: Dict[str, Any], role: str, target: str, token: str, comma
     if not targets:
         raise PlanError("the plan has no workers of role %r" % target)
     hosts = node_hosts(plan, environ)
-    templates = {int(w["index"]): _template(plan, w, role, command) for w in targets}
+    template = _template(plan, role, command)
     with ThreadPoolExecutor(len(targets)) as pool:
-        futures = {int(w["index"]): pool.submit(_fork_one, w, role, templates[int(w["index"])], hosts, token,
-                                                timeout, poll) for w in targets}
+        futures = {int(w["index"]): pool.submit(_fork_one, w, role, template, hosts, token, timeout, poll)
+                   for w in targets}
     results, failures = {}, {}
     for index, future in sorted(futures.items()):
         try:

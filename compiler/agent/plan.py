@@ -1,18 +1,18 @@
-"""Reading plan.json for the agent: find a worker, resolve node hosts, fill `{port<i>}`/`{host<n>}` placeholders.
+"""Reading plan.json for the agent: find a worker, resolve node hosts, read secrets.
 
-Called by supervisor.py (its own worker and start-up forks), policy.py (declared commands) and forks.py."""
+Called by supervisor.py, contract.py, policy.py and forks.py. The plan holds no placeholders: every argv item and
+env value is used exactly as written."""
 from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from .files import read_bytes
 
 MAX_PLAN = 1 << 30  # bytes of plan.json
 MAX_SECRET = 64 * 1024  # bytes of one secret file
-PLACEHOLDER = re.compile(r"\{(port|host)(\d+)\}")
+PLAN_VERSION = 2
 DEFAULT_RUNTIME = {
     "heartbeat_interval": 5.0,
     "hung_after": 30.0,
@@ -32,15 +32,19 @@ def load_plan(path: str) -> Dict[str, Any]:
         plan = json.loads(read_bytes(path, MAX_PLAN).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
         raise PlanError("cannot read plan %s: %s" % (path, exc)) from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("workers"), list):
-        raise PlanError("plan %s has no 'workers' list" % path)
+    if not isinstance(plan, dict) or plan.get("plan_version") != PLAN_VERSION:
+        raise PlanError("plan %s is not a version-%d plan: recompile it with this areal" % (path, PLAN_VERSION))
+    roles = plan.get("roles")
+    if not isinstance(plan.get("workers"), list) or not isinstance(roles, dict):
+        raise PlanError("plan %s has no 'workers' list or 'roles' map" % path)
     for worker in plan["workers"]:
-        if not isinstance(worker, dict) or not isinstance(worker.get("argv"), list):
-            raise PlanError("plan %s: every worker needs 'role', 'index' and an 'argv' list" % path)
-        for entry in [worker] + [f for f in worker.get("forks") or [] if isinstance(f, dict)]:
-            problem = command_problem(entry.get("argv"), entry.get("env"))
-            if problem:
-                raise PlanError("plan %s: %s/%s: %s" % (path, entry.get("role"), entry.get("index", "fork"), problem))
+        if not isinstance(worker, dict) or not isinstance((roles.get(worker.get("role")) or {}).get("argv"), list):
+            raise PlanError("plan %s: every worker needs a 'role' whose entry in 'roles' has an 'argv' list" % path)
+    for name, role in roles.items():
+        problem = command_problem(role.get("argv") if isinstance(role, dict) else None,
+                                  role.get("env") if isinstance(role, dict) else None)
+        if problem:
+            raise PlanError("plan %s: role %s: %s" % (path, name, problem))
     return plan
 
 
@@ -123,48 +127,14 @@ def node_host(hosts: Sequence[str], node: int) -> str:
     return hosts[node]
 
 
-def fill(text: str, ports: Sequence[int], hosts: Sequence[str]) -> str:
-    """Replace exact `{port<i>}` / `{host<n>}` tokens; an unknown port or node is a PlanError."""
-    def replace(match: "re.Match[str]") -> str:
-        kind, number = match.group(1), int(match.group(2))
-        if kind == "port":
-            if number >= len(ports):
-                raise PlanError("%s names port %d but only %d port(s) exist" % (match.group(0), number, len(ports)))
-            return str(ports[number])
-        return node_host(hosts, number)
-    return PLACEHOLDER.sub(replace, text)
-
-
-def fill_argv(argv: Sequence[Any], ports: Sequence[int], hosts: Sequence[str]) -> List[str]:
-    return [fill(str(item), ports, hosts) for item in argv]
-
-
-def fill_env(env: Optional[Dict[str, Any]], ports: Sequence[int], hosts: Sequence[str]) -> Dict[str, str]:
-    return {str(key): fill(str(value), ports, hosts) for key, value in (env or {}).items()}
-
-
-def ports_needed(argv: Sequence[Any], env: Optional[Dict[str, Any]]) -> int:
-    """How many ports a command template names: 1 + the highest `{port<i>}` index, 0 when none."""
-    texts = [str(item) for item in argv] + [str(value) for value in (env or {}).values()]
-    numbers = [int(m.group(2)) for text in texts for m in PLACEHOLDER.finditer(text) if m.group(1) == "port"]
-    return max(numbers) + 1 if numbers else 0
-
-
-def declared_commands(plan: Dict[str, Any], role: str) -> List[Dict[str, Any]]:
-    """Every (argv, env) template the plan declares for a role: its workers and every fork entry of it."""
-    found = []
-    for worker in plan["workers"]:
-        if worker.get("role") == role:
-            found.append({"argv": list(worker["argv"]), "env": dict(worker.get("env") or {})})
-        for entry in worker.get("forks") or []:
-            if entry.get("role") == role:
-                found.append({"argv": list(entry["argv"]), "env": dict(entry.get("env") or {})})
-    return found
-
-
 def http_url(host: str, port: int) -> str:
     shown = "[%s]" % host if ":" in host else host
     return "http://%s:%d" % (shown, port)
+
+
+def secret_files(plan: Dict[str, Any]) -> Dict[str, str]:
+    """Environment variable -> the file its value is read from (the plan's `secrets`)."""
+    return {name: str(ref["file"]) for name, ref in (plan.get("secrets") or {}).items() if ref.get("file")}
 
 
 def read_secrets(secret_files: Dict[str, str]) -> Dict[str, str]:

@@ -1,56 +1,26 @@
 """Fork policy: decides whether a /fork request runs only what the plan declares for that role.
 
-Called by server.py for every POST /fork when runtime.fork_commands is "declared"."""
+Called by supervisor.py for every POST /fork when runtime.fork_commands is "declared"."""
 from __future__ import annotations
 
-import re
-from typing import Any, Collection, Dict, List, Optional, Sequence
-
-from .plan import PLACEHOLDER, node_host
+from typing import Any, Collection, Dict, List, Optional
 
 
-def _template_regex(template: str, hosts: Sequence[str]) -> "re.Pattern[str]":
-    """`{port<i>}` matches a decimal port, `{host<n>}` matches node n's address exactly, the rest is literal."""
-    parts, last = [], 0
-    for match in PLACEHOLDER.finditer(template):
-        parts.append(re.escape(template[last:match.start()]))
-        if match.group(1) == "port":
-            parts.append(r"([0-9]{1,5})")
-        else:
-            parts.append(re.escape(node_host(hosts, int(match.group(2)))))
-        last = match.end()
-    parts.append(re.escape(template[last:]))
-    return re.compile("".join(parts))
-
-
-def _match_item(template: str, value: str, hosts: Sequence[str], ports: Collection[int]) -> bool:
-    try:
-        match = _template_regex(template, hosts).fullmatch(value)
-    except Exception:  # an unknown {host<n>} in the plan cannot match anything
+def is_declared(plan: Dict[str, Any], role: str, argv: List[str], env: Optional[Dict[str, str]],
+                allocated_ports: Collection[int]) -> bool:
+    """True when argv is the role's planned command, followed by `--port P` for a port this agent allocated when
+    the role has ports, and every env entry given is one the role declares, with the same value."""
+    spec = (plan.get("roles") or {}).get(role)
+    if not spec:
         return False
-    if match is None:
+    base = [str(item) for item in spec["argv"]]
+    if argv[:len(base)] != base:
         return False
-    return all(int(group) in ports for group in match.groups())
-
-
-def _match_command(declared: Dict[str, Any], argv: List[str], env: Dict[str, str],
-                   hosts: Sequence[str], ports: Collection[int]) -> bool:
-    templates = [str(item) for item in declared["argv"]]
-    if len(templates) != len(argv):
-        return False
-    if not all(_match_item(t, v, hosts, ports) for t, v in zip(templates, argv)):
-        return False
-    declared_env = declared["env"]
-    for key, value in env.items():
-        if key not in declared_env or not _match_item(str(declared_env[key]), value, hosts, ports):
+    rest = argv[len(base):]
+    if int(spec.get("port_count") or 0):
+        if len(rest) != 2 or rest[0] != "--port" or not rest[1].isdigit() or int(rest[1]) not in allocated_ports:
             return False
-    return True
-
-
-def is_declared(commands: List[Dict[str, Any]], argv: List[str], env: Optional[Dict[str, str]],
-                hosts: Sequence[str], allocated_ports: Collection[int]) -> bool:
-    """True when argv (and every env entry given) equals one declared template of the role after filling.
-
-    Port placeholders accept only ports this agent allocated; host placeholders only the plan's node addresses;
-    env keys must be declared by the same template (values matched the same way)."""
-    return any(_match_command(c, argv, env or {}, hosts, allocated_ports) for c in commands)
+    elif rest:
+        return False
+    declared = spec.get("env") or {}
+    return all(key in declared and declared[key] == value for key, value in (env or {}).items())

@@ -71,20 +71,27 @@ class StateFile:
             "last_heartbeat": iso(now), "last_heartbeat_epoch": now,
             "heartbeat_interval": float(runtime["heartbeat_interval"]),
             "hung_after": float(runtime["hung_after"]),
-            "exit_code": None, "finished_at": None, "restarts": 0,
+            "exit_code": None, "finished_at": None, "restarts": 0, "ready": False, "ready_at": None,
             "worker_heartbeat": None,
         }
         if runtime.get("worker_heartbeat"):
             self._data["worker_heartbeat"] = {"last": None, "last_epoch": None}
         os.makedirs(os.path.dirname(path), exist_ok=True)
 
-    def snapshot(self) -> Dict[str, Any]:
-        with self._lock:
-            return json.loads(json.dumps(self._data))
-
     @property
     def terminal(self) -> bool:
         return self._data["status"] in TERMINAL
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._data["ready"])
+
+    def mark_ready(self) -> None:
+        with self._lock:
+            if self._data["status"] in TERMINAL or self._data["ready"]:
+                return
+            self._data["ready"], self._data["ready_at"] = True, iso(time.time())
+            self._write()
 
     def started(self, child_pid: int) -> None:
         with self._lock:
@@ -168,6 +175,8 @@ def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
         result.update(status="hung", message="agent heartbeat %.1fs old (hung_after %.1fs)" % (age, hung_after))
     elif _worker_beat_stale(data, now, hung_after):
         result.update(status="hung", message="the worker's own heartbeat is older than %.1fs" % hung_after)
+    elif not data.get("ready", True):
+        result.update(status="starting", message="not ready yet (its readiness probe has not passed)")
     else:
         result["status"] = "healthy"
     return result

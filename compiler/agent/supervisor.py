@@ -13,11 +13,12 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional
 
-from .children import Child, ChildTable
+from .children import Child, ChildTable, health_ok
 from .client import token_from_env
 from .gate import EventLog, StalenessGate
-from .plan import (PlanError, allocated_devices, declared_commands, fill_argv, fill_env, find_worker, http_url,
-                   load_plan, node_host, node_hosts, parse_worker_spec, read_secrets, runtime_settings)
+from .contract import fork_env, readiness, worker_argv, worker_env
+from .plan import (PlanError, allocated_devices, find_worker, http_url, load_plan, node_host, node_hosts,
+                   parse_worker_spec, read_secrets, runtime_settings, secret_files)
 from .policy import is_declared
 
 ROLE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # also keeps state and log paths inside the run dir
@@ -25,11 +26,6 @@ from .procs import (become_subreaper, exit_code, kill_stray_children, reap_orpha
                     stop_groups)
 from .server import AgentServer, HttpError
 from .state import FAILED, STOPPED, StateFile, state_path
-
-
-def _fork_ports(entry: Dict[str, Any]) -> List[int]:
-    """A start-up fork's planned ports (plan.json `forks[].ports`); [] when the plan leaves them to the agent."""
-    return [int(p) for p in entry.get("ports") or []]
 
 
 class Supervisor:
@@ -49,18 +45,18 @@ class Supervisor:
         self.port = int(self.worker["agent_port"])
         self.url = http_url(self.host, self.port)
         ports = [int(p) for p in self.worker.get("ports") or []]
-        self.worker_argv = fill_argv(self.worker["argv"], ports, self.hosts)
-        self.worker_env = fill_env(self.worker.get("env"), ports, self.hosts)
-        self.secrets = read_secrets(self.worker.get("secret_files") or {})  # forks inherit them too
-        # The parent's rank/master/instance variables a forked role must not inherit (the plan says which).
-        self.fork_unset = {f["role"]: frozenset(f.get("unset") or ()) for f in self.worker.get("forks") or []}
+        self.worker_argv = worker_argv(plan, role, ports)
+        self.worker_env = worker_env(plan, self.worker, self.hosts)
+        self.worker_ready_port = readiness(plan, role, ports)
+        self.secrets = read_secrets(secret_files(plan))  # forks inherit them too
         visibility = (plan.get("accelerator") or {}).get("visibility_env")
         if visibility and self.worker.get("devices") and self.environ.get("AREAL_ALLOCATED_DEVICES"):
             self.worker_env[visibility] = allocated_devices(  # the scheduler's devices, sliced by plan
                 plan, self.worker, self.environ["AREAL_ALLOCATED_DEVICES"])
-        for entry in self.worker.get("forks") or []:  # check every placeholder now: exit 2 before any start
-            dummy = _fork_ports(entry) or [0] * int(entry.get("port_count", 0))
-            fill_argv(entry["argv"], dummy, self.hosts), fill_env(entry.get("env"), dummy, self.hosts)
+        for entry in self.worker.get("forks") or []:  # every forked role must exist: exit 2 before any start
+            if entry.get("role") not in plan["roles"]:
+                raise PlanError("fork %s/%s names a role the plan does not have" % (entry.get("role"),
+                                                                                   entry.get("index")))
         self.table = ChildTable(self.host)
         self.main: Optional[Child] = None
         self.gate, self._gate_log, self.gate_url = None, None, self._find_gate_url()
@@ -108,10 +104,6 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signum  # only a flag: the main loop does the work (no locks in a handler)
 
-    def request_stop(self) -> None:
-        """For in-process callers: the same orderly stop as SIGTERM."""
-        self._stop_signal = int(signal.SIGTERM)
-
     def log(self, message: str) -> None:
         sys.stderr.write("areal-agent %s/%d: %s\n" % (self.role, self.index, message))
         sys.stderr.flush()
@@ -158,7 +150,7 @@ class Supervisor:
         state = StateFile(state_path(self.run_dir, self.role, self.index), self.role, self.index, "worker",
                           self.runtime)
         beat_file = self._heartbeat_file(self.role, self.index)
-        self.main = Child(self.role, self.index, "worker", state, [], beat_file)
+        self.main = Child(self.role, self.index, "worker", state, [], beat_file, self.worker_ready_port)
         env = self._child_env([self.secrets, self.worker_env], beat_file)
         try:
             self.main.proc = spawn(self.worker_argv, env, self.log_path)
@@ -168,18 +160,18 @@ class Supervisor:
             state.finish(FAILED, spawn_error_code(exc))
             return spawn_error_code(exc)
         state.started(self.main.proc.pid)
+        if self.main.ready_port is None:
+            state.mark_ready()  # readiness: none (or no ports): running is ready
         return None
 
     def _start_forks(self) -> None:
         for entry in self.worker.get("forks") or []:
             role, index = entry["role"], int(entry["index"])
-            ports = _fork_ports(entry) or (self.table.alloc_ports(int(entry["port_count"]))
-                                           if entry.get("port_count") else [])
-            argv, env = fill_argv(entry["argv"], ports, self.hosts), fill_env(entry.get("env"), ports, self.hosts)
+            ports = [int(p) for p in entry.get("ports") or []]
             if not self.table.reserve((role, index)):
                 raise PlanError("fork %s/%d is declared twice" % (role, index))
             try:
-                self._spawn_forked(role, index, argv, env, ports)
+                self._spawn_forked(role, index, worker_argv(self.plan, role, ports), {}, ports)
             except HttpError as exc:
                 self.table.release((role, index), None)
                 raise PlanError("start-up fork %s/%d: %s" % (role, index, exc.message)) from None
@@ -196,23 +188,35 @@ class Supervisor:
                 return
             for child in self.table.children():
                 child.check_exit()
+            self._probe_readiness()
             if self.own_process:
                 reap_orphans(self._known())
 
+    def _probe_readiness(self) -> None:
+        """Mark each running process ready once its readiness probe passes (at most every 0.5 s per process)."""
+        now = time.monotonic()
+        for child in [self.main] + self.table.children():
+            if child is None or child.state.ready or not child.alive() or now - child.probed_at < 0.5:
+                continue
+            child.probed_at = now
+            if child.ready_port is None or health_ok(self.host, child.ready_port):
+                child.state.mark_ready()
+
     def _shutdown(self) -> Optional[int]:
-        """Stop every forked child and the worker (if still there) together, kill strays, fail pending spawns.
+        """Stop every forked child, then the worker (if still there), kill strays, fail pending spawns.
 
         Returns the worker's exit code (None when it never started)."""
         self._closing = True
         self._serve_spawns(0)
         children = self.table.pop_all()
-        procs = [c.proc for c in children if c.proc is not None]
-        if self.main is not None and self.main.proc is not None and self.main.proc.poll() is None:
-            procs.append(self.main.proc)
-        codes = dict(zip([p.pid for p in procs], stop_groups(procs, float(self.runtime["grace_period"]))))
+        grace = float(self.runtime["grace_period"])
+        forked = [c.proc for c in children if c.proc is not None]
+        codes = dict(zip([p.pid for p in forked], stop_groups(forked, grace)))  # forked children first
         for child in children:
             if child.proc is not None:
                 child.state.finish(STOPPED, codes[child.proc.pid])
+        if self.main is not None and self.main.proc is not None and self.main.proc.poll() is None:
+            codes[self.main.proc.pid] = stop_groups([self.main.proc], grace)[0]  # then their parent
         if self.own_process:
             kill_stray_children(self._known())
             reap_orphans(self._known())
@@ -286,9 +290,14 @@ class Supervisor:
         """On the spawner thread: start one forked child and register it (its key is reserved by the caller)."""
         state = StateFile(state_path(self.run_dir, role, index), role, index, "forked", self.runtime)
         beat_file = self._heartbeat_file(role, index)
-        child = Child(role, index, "forked", state, list(ports), beat_file)
+        ready_port = readiness(self.plan, role, ports) if role in self.plan["roles"] else None
+        child = Child(role, index, "forked", state, list(ports), beat_file, ready_port)
         log_path = os.path.join(self.run_dir, "logs", role, "%d.log" % index)
-        unset = self.fork_unset.get(role, ())
+        if role in self.plan["roles"]:
+            own, unset = fork_env(self.plan, self.worker, role, index, self.worker_env, self.hosts)
+            env = dict(own, **env)
+        else:  # a role the plan does not know (fork_commands: any): only the worker's environment
+            unset = frozenset()
         inherited = {k: v for k, v in self.worker_env.items() if k not in unset}
         try:
             child.proc = spawn(argv, self._child_env([self.secrets, inherited, env], beat_file), log_path)
@@ -297,6 +306,8 @@ class Supervisor:
             raise HttpError(400, "cannot start %s: %s" % (argv[0], exc)) from None
         self._spawned[child.proc.pid] = child.proc
         state.started(child.proc.pid)
+        if ready_port is None:
+            state.mark_ready()
         self.table.release((role, index), child)
         return child
 
@@ -312,8 +323,7 @@ class Supervisor:
             raise HttpError(400, "field 'ports' may only name ports from /alloc_ports that no child uses")
         if any(w.get("role") == role and w.get("index") == index for w in self.plan["workers"]):
             raise HttpError(409, "%s/%d is a planned worker, not a fork" % (role, index))
-        if self.runtime["fork_commands"] == "declared" and not is_declared(
-                declared_commands(self.plan, role), argv, env, self.hosts, allocated):
+        if self.runtime["fork_commands"] == "declared" and not is_declared(self.plan, role, argv, env, allocated):
             raise HttpError(403, "raw_cmd/env is not a command the plan declares for role %r "
                                  "(runtime.fork_commands is 'declared')" % role)
         if not self.table.reserve((role, index)):

@@ -49,10 +49,19 @@ class RunBackend:
     target = ""
     follow_poll = 2.0  # seconds between looks at a remote scheduler while following logs
 
-    def submit(self, folder: Path, record, dry_run: bool = False) -> dict:
+    def submit(self, folder: Path, record, dry_run: bool = False, address: str | None = None) -> dict:
         """Start or submit the compiled target folder and fill `record.job` and `record.run_dir`; with
-        dry_run, ask the cluster whether it would accept the job without starting anything."""
+        dry_run, ask the cluster whether it would accept the job without starting anything. `address`: the
+        cluster's API address when the user gave one."""
         raise NotImplementedError
+
+    def run(self, record, stream_logs: bool) -> int:
+        """Run in the foreground and return the job's exit code (targets that run on this machine)."""
+        raise OperatorError("not_supported", f"the {self.target} target cannot run in the foreground here")
+
+    def wait_ready(self, record, timeout: float) -> list[dict]:
+        """After submit: wait until every worker is ready; OperatorError names what failed."""
+        raise OperatorError("not_supported", f"the {self.target} target cannot be waited for here")
 
     def state(self, record) -> RunState:
         raise NotImplementedError
@@ -88,15 +97,15 @@ class RunBackend:
         """(worker, line) pairs; with follow, new lines until the run is terminal (`load()` rereads the record)."""
         from areal_compiler.runs.view import LogTail
 
-        tailer = LogTail(self.log_files, record, only=worker, tail=tail)
+        tailer = LogTail(lambda: self.log_files(record), only=worker, tail=tail)
         yield from tailer.lines()
         while follow:
             record = load()
-            terminal = self.state(record).terminal
+            state = self.state(record)
             yield from tailer.lines()
-            if terminal:
+            if state.terminal:
                 return
-            time.sleep(self.follow_poll if self.state(record) == RunState.PENDING else 0.2)
+            time.sleep(self.follow_poll if state in (RunState.PENDING, RunState.UNKNOWN) else 0.2)
 
 
 def backend_for(target: str) -> RunBackend:

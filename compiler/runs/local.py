@@ -1,7 +1,8 @@
-"""Running a compiled local target on this machine: one agent per worker, fail-fast, orderly stop, no orphans.
+"""Running a compiled local target on this machine: one agent per planned worker (the driver included), the
+job's fate decided by the agent's outcome module, an orderly stop, no orphans.
 
-`execute()` is the runner; `areal run` calls it in the foreground and `areal start` spawns this module
-(`python -m areal_compiler.runs.local`) in the background; status/stop/is_active serve the operator verbs."""
+`Runner.execute()` is the runner: `areal run` calls it in the foreground, `areal start` spawns this module
+(`python -m areal_compiler.runs.local RUN`) detached. `Backend` serves the operator verbs."""
 from __future__ import annotations
 
 import json
@@ -14,38 +15,34 @@ import sys
 import time
 from pathlib import Path
 
+from areal_compiler.agent.outcome import Decision, Ended, decide, exit_code_of, stop_stages
 from areal_compiler.agent.procs import exit_code
-from areal_compiler.runs.registry import RunRecord, areal_home, load, save
+from areal_compiler.agent.state import read_run
+from areal_compiler.runs.base import OperatorError, RunBackend, RunState
+from areal_compiler.runs.paths import machine_run_dir
+from areal_compiler.runs.registry import RunRecord, load, save
 
 POLL = 0.2  # seconds between looks at the agents
 
 
-def run_paths(name: str) -> tuple[Path, Path]:
-    """(target folder, run dir) of a local run: $AREAL_HOME/runs/<experiment>/<trial>/{target,run}."""
-    experiment, _, trial = name.partition("/")
-    base = areal_home() / "runs" / experiment / trial
-    return base / "target", base / "run"
-
-
 def read_launch(target_dir: Path) -> dict:
-    """The launch plan of a compiled local folder, checked against its schema; ValueError says what is wrong."""
+    """The launch plan of a compiled local folder, checked against its schema."""
     from pydantic import ValidationError
 
     from areal_compiler.targets.local import LaunchPlan
 
-    path = target_dir / "launch.json"
-    missing = [n for n in ("launch.json", "plan.json", "agent.pyz") if not (target_dir / n).is_file()]
-    if missing:
-        raise ValueError(f"{target_dir} is not a compiled local target (no {', '.join(missing)}); "
-                         "pass an experiment YAML or the `local/` folder `areal compile` wrote")
     try:
-        launch = LaunchPlan.model_validate_json(path.read_bytes())
-        plan = json.loads((target_dir / "plan.json").read_text(encoding="utf-8"))
-        float(plan["runtime"]["grace_period"])
-    except (ValidationError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{target_dir} holds an unusable launch.json or plan.json ({type(exc).__name__}); "
-                         "recompile it with `areal compile --target local`") from None
-    return launch.model_dump(mode="json")
+        return LaunchPlan.model_validate_json((target_dir / "launch.json").read_bytes()).model_dump(mode="json")
+    except (OSError, ValidationError, ValueError) as exc:
+        raise OperatorError("target_unusable", f"{target_dir} holds an unusable launch.json ({type(exc).__name__}); "
+                                               "recompile it with `areal compile --target local`") from None
+
+
+def read_plan(target_dir: Path) -> dict:
+    try:
+        return json.loads((target_dir / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OperatorError("target_unusable", f"{target_dir} has no usable plan.json ({exc})") from None
 
 
 def _fill(text: str, target_dir: Path, run_dir: Path) -> str:
@@ -63,28 +60,32 @@ def _die_with_parent() -> None:
 
 
 class Runner:
-    """Starts every agent of the launch plan, watches them, stops them; its exit code is the job's."""
+    """Starts every agent of the launch plan, watches them, stops them in order; its exit code is the job's."""
 
     def __init__(self, record: RunRecord, view=None):
         self.record = record
         self.target_dir, self.run_dir = Path(record.target_dir), Path(record.run_dir)
-        self.launch = read_launch(self.target_dir)
+        self.launch, self.plan = read_launch(self.target_dir), read_plan(self.target_dir)
         self.view = view
         self.agents: dict[str, subprocess.Popen] = {}
+        self.ended: list[Ended] = []  # ended on their own (before any stop)
         self.codes: dict[str, int] = {}
-        self.first_failure: tuple[str, int] | None = None
+        self.decision = Decision(False, None, "")
         self.stop_signal: int | None = None
-        self.stopping_since: float | None = None
-        plan = json.loads((self.target_dir / "plan.json").read_text(encoding="utf-8"))
-        self.grace = float(plan["runtime"]["grace_period"])
-        self.gate = f"{plan['gate']['role']}/{plan['gate']['index']}" if plan.get("gate") else None
+        self.stages: list[list[str]] | None = None  # what is left to stop, in order, once stopping
+        self.stage_since = 0.0
+        self.grace = float(self.plan["runtime"]["grace_period"])
 
     def prepare(self) -> str:
         """A fresh run dir with a new per-run token (mode 600); returns the token file's path."""
+        live = [r for r in _rows(self.run_dir) if r.get("status") in ("healthy", "starting", "hung")]
+        if live:  # never wipe the state of processes that still run (a corrupt or stale record cannot cause it)
+            raise OperatorError("run_dir_busy", f"{self.run_dir} still has live workers "
+                                                f"({', '.join(str(r['role']) + '/' + str(r['index']) for r in live)})",
+                                "conflict")
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir)
-        self.run_dir.mkdir(parents=True)
-        (self.run_dir / "agents").mkdir()
+        (self.run_dir / "agents").mkdir(parents=True)
         token = self.run_dir / "token"
         fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -92,66 +93,71 @@ class Runner:
         return str(token)
 
     def start(self, token_file: str) -> None:
+        cwd = self.record.workdir or None
         for proc in self.launch["processes"]:
             argv = [_fill(a, self.target_dir, self.run_dir) for a in proc["argv"]]
-            if argv[0] == "python3":
-                argv[0] = sys.executable if Path(sys.executable).name.startswith("python3") else argv[0]
+            if argv[0] == "python3" and Path(sys.executable).name.startswith("python3"):
+                argv[0] = sys.executable
             env = {**os.environ, **proc["env"], "AREAL_AGENT_TOKEN_FILE": token_file}
             (self.run_dir / proc["log"]).parent.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / "agents" / f"{proc['role']}.{proc['index']}.log", "ab") as agent_log:
                 self.agents[proc["name"]] = subprocess.Popen(
-                    argv, env=env, stdin=subprocess.DEVNULL, stdout=agent_log, stderr=subprocess.STDOUT,
+                    argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=agent_log, stderr=subprocess.STDOUT,
                     start_new_session=True, preexec_fn=_die_with_parent)
         self.record.job = {"runner_pid": os.getpid(), "agents": {n: p.pid for n, p in self.agents.items()}}
         save(self.record)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Ask every live agent to stop (each forwards to its worker group, waits the grace period, kills).
-
-        In order: the gate's agent last, once the others have ended (or after the grace period), so that no
-        rollout loses its gate while it is being stopped."""
-        if self.stopping_since is None:
-            self.stopping_since = time.monotonic()
-        others_left = any(p.poll() is None for n, p in self.agents.items() if n != self.gate)
-        late = time.monotonic() - self.stopping_since > self.grace
-        for name, proc in self.agents.items():
-            if proc.poll() is None and (name != self.gate or not others_left or late or sig == signal.SIGKILL):
+        """Stop stage by stage (outcome.stop_stages): the driver, the other workers, the gate's worker last; a
+        stage gets the grace period before the next one is told anyway; SIGKILL goes to everyone at once."""
+        if self.stages is None:
+            self.stages, self.stage_since = [list(s) for s in stop_stages(self.plan)], time.monotonic()
+        if sig == signal.SIGKILL:
+            targets = list(self.agents)
+        else:
+            while self.stages and (all(self.agents[n].poll() is not None for n in self.stages[0])
+                                   or time.monotonic() - self.stage_since > self.grace + 2):
+                self.stages.pop(0)
+                self.stage_since = time.monotonic()
+            targets = self.stages[0] if self.stages else []
+        for name in targets:
+            if self.agents[name].poll() is None:
                 try:
-                    os.kill(proc.pid, sig)
+                    os.kill(self.agents[name].pid, sig)
                 except ProcessLookupError:
                     pass
 
     def _on_signal(self, signum, frame) -> None:
         self.stop_signal = signum
-        self.stop()
+
+    def _collect(self) -> None:
+        ended = [name for name, proc in self.agents.items() if name not in self.codes and proc.poll() is not None]
+        finished = {f"{r.get('role')}/{r.get('index')}": str(r.get("finished_at") or "~") for r in _raw(self.run_dir)}
+        for name in sorted(ended, key=lambda n: finished.get(n, "~")):  # the order they really ended
+            code = exit_code(self.agents[name].returncode)
+            self.codes[name] = code
+            if self.stages is None:
+                self.ended.append(Ended(name, code, finished.get(name, "~")))
+            if self.view:
+                self.view.exited(name, code, stopped=self.stages is not None)
 
     def watch(self) -> None:
+        fail_fast = bool(self.launch["fail_fast"])
+        since = None
         while len(self.codes) < len(self.agents):
-            ended = [name for name, proc in self.agents.items() if name not in self.codes and proc.poll() is not None]
-            for name in sorted(ended, key=self._ended_at):  # the order they really ended, not the poll order
-                code = exit_code(self.agents[name].returncode)
-                self.codes[name] = code
-                if self.view:
-                    self.view.exited(name, code)
-                if code != 0 and self.first_failure is None and self.stop_signal is None:
-                    self.first_failure = (name, code)
-                    if self.launch["fail_fast"]:
-                        self.stop()
-            if self.stopping_since is not None:
-                stuck = time.monotonic() - self.stopping_since > 2 * self.grace + 5
-                self.stop(signal.SIGKILL if stuck else signal.SIGTERM)  # the gate's turn; or kill the stuck
+            self._collect()
+            if self.stages is None:
+                self.decision = decide(self.plan, self.ended, len(self.agents) - len(self.codes), fail_fast)
+                if self.decision.stop or self.stop_signal is not None:
+                    since = time.monotonic()
+                    if self.view:
+                        self.view.say(f"areal: {self.decision.reason if self.decision.stop else 'stopping'}")
+            if self.stages is not None or since is not None:
+                stuck = time.monotonic() - since > (self.grace + 2) * 3 + 5
+                self.stop(signal.SIGKILL if stuck else signal.SIGTERM)
             if self.view:
                 self.view.tick()
             time.sleep(POLL)
-
-    def _ended_at(self, name: str) -> str:
-        """When the worker ended, as its agent recorded it (ISO-8601 UTC sorts in time order)."""
-        role, _, index = name.partition("/")
-        try:
-            state = json.loads((self.run_dir / "state" / f"{role}.{index}.json").read_text(encoding="utf-8"))
-            return str(state.get("finished_at") or "~")
-        except (OSError, ValueError):
-            return "~"  # no record: after every recorded end
 
     def execute(self) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -161,29 +167,47 @@ class Runner:
                 self.view.started(self.agents)
             self.watch()
         finally:
-            self.stop()
+            for name, proc in self.agents.items():  # whatever happened above: nothing outlives the runner
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGTERM)
             for s, handler in previous.items():
                 signal.signal(s, handler)
         return self.finish()
 
     def finish(self) -> int:
-        if self.stop_signal is not None:
-            outcome, code = "stopped", 128 + self.stop_signal
-        elif self.first_failure is not None:
-            outcome, code = "failed", self.first_failure[1]
-        else:
-            outcome, code = "completed", 0
+        if self.decision.exit_code is None and self.stop_signal is None:
+            self.decision = decide(self.plan, self.ended, 0, True)
+        outcome, code = exit_code_of(self.decision, self.stop_signal)
+        self.record = load(self.record.name)
         self.record.outcome, self.record.exit_code = outcome, code
-        self.record.job = {**self.record.job, "exit_codes": self.codes,
-                           **({"first_failure": self.first_failure[0]} if self.first_failure else {})}
+        self.record.job = {**self.record.job, "exit_codes": self.codes, "reason": self.decision.reason}
         save(self.record)
         if self.view:
-            self.view.finished(outcome, code, self.first_failure)
+            self.view.finished(outcome, code, self.decision.reason)
         return code
 
 
+def _raw(run_dir: Path) -> list[dict]:
+    """The agents' state files as written (for finished_at)."""
+    out = []
+    for path in sorted((run_dir / "state").glob("*.json")) if (run_dir / "state").is_dir() else []:
+        try:
+            data = json.loads(path.read_bytes()[: 1 << 20])
+            out.append(data if isinstance(data, dict) else {})
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    try:
+        return read_run(str(run_dir))
+    except OSError:
+        return []
+
+
 def pid_alive(pid: int | None) -> bool:
-    if not pid:
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
@@ -192,7 +216,7 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
-def _runs(pid: int | None, marker: bytes) -> bool:
+def _runs(pid, marker: bytes) -> bool:
     """The pid is alive AND is still our process (its command line names `marker`): pids get reused."""
     if not pid_alive(pid):
         return False
@@ -207,61 +231,126 @@ def _runner_alive(record: RunRecord) -> bool:
 
 
 def _live_agents(record: RunRecord) -> list[int]:
-    return [pid for pid in record.job.get("agents", {}).values() if _runs(pid, b"agent.pyz")]
+    agents = record.job.get("agents")
+    return [pid for pid in (agents.values() if isinstance(agents, dict) else []) if _runs(pid, b"agent.pyz")]
 
 
-def is_active(record: RunRecord) -> bool:
-    return record.outcome is None and _runner_alive(record)
+class Backend(RunBackend):
+    target = "local"
+
+    def submit(self, folder: Path, record: RunRecord, dry_run: bool = False, address: str | None = None) -> dict:
+        """Start the runner detached (what `areal start` does); dry_run only checks the folder."""
+        read_launch(folder)
+        if dry_run:
+            return {"accepted": True, "verdict": "the local target runs on this machine"}
+        record.run_dir = str(machine_run_dir(record.name))
+        save(record)  # the runner reads it; from here on the runner writes the record
+        log = Path(record.run_dir).parent / "runner.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as fh:
+            runner = subprocess.Popen([sys.executable, "-m", "areal_compiler.runs.local", record.name],
+                                      stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                                      start_new_session=True, cwd=record.workdir or None)
+        return {"runner_pid": runner.pid, "runner_log": str(log)}
+
+    def run(self, record: RunRecord, stream_logs: bool) -> int:
+        from areal_compiler.runs.view import RunView
+
+        record.run_dir = str(machine_run_dir(record.name))
+        save(record)
+        return Runner(record, RunView(record.name, Path(record.run_dir), stream_logs)).execute()
+
+    def wait_ready(self, record: RunRecord, timeout: float) -> list[dict]:
+        """Until every worker and fork is ready (healthy, or completed already); a process that fails or a run
+        that ends first, or the timeout, stops the run and raises OperatorError with the cause and its log."""
+        expected = sum(1 + len(p["forks"]) for p in read_launch(Path(record.target_dir))["processes"])
+        deadline, rows = time.monotonic() + timeout, []
+        while True:
+            record = load(record.name)
+            rows = _rows(Path(record.run_dir)) if record.job.get("agents") else []
+            bad = [r for r in rows if r["status"] in ("failed", "crashed", "stopped", "corrupt")]
+            if len(rows) == expected and all(r["status"] in ("healthy", "completed") for r in rows):
+                return rows
+            if bad or record.outcome or time.monotonic() > deadline:
+                break
+            time.sleep(POLL)
+        problem = _start_problem(record, rows, bad, timeout)
+        stopped = self.stop(load(record.name), force=True)
+        raise OperatorError("start_failed", f"{record.name}: {problem}; the run was {stopped.replace('already ', '')}",
+                            "run")
 
 
-def status(record: RunRecord) -> str:
-    if record.outcome:
-        return record.outcome
-    if is_active(record):
-        return "running"
-    return "crashed" if record.job.get("runner_pid") else "starting"  # "starting": claimed, runner not up yet
+    def state(self, record: RunRecord) -> RunState:
+        if record.outcome:
+            return RunState(record.outcome)
+        if _runner_alive(record):
+            rows = self.workers(record)
+            ready = rows and all(r["status"] in ("healthy", "completed") for r in rows)
+            return RunState.RUNNING if ready else RunState.STARTING
+        if record.job.get("runner_pid"):
+            return RunState.CRASHED
+        return RunState.STARTING  # claimed, the runner not up yet
 
-
-def stop(record: RunRecord, force: bool) -> str:
-    """Stop a local run: SIGTERM the runner (it stops the agents in order); --force kills what is left."""
-    if not is_active(record) and not _live_agents(record):
-        return "already stopped"
-    runner = record.job.get("runner_pid")
-    targets = [runner] if _runner_alive(record) else _live_agents(record)  # the runner gone: its agents
-    for pid in targets:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    try:
-        plan = json.loads((Path(record.target_dir) / "plan.json").read_text(encoding="utf-8"))
-        grace = float(plan["runtime"]["grace_period"])
-    except (OSError, ValueError, KeyError, TypeError):
-        grace = 10.0
-    deadline = time.monotonic() + 2 * grace + 5
-    while time.monotonic() < deadline and (_runner_alive(record) or _live_agents(record)):
-        time.sleep(POLL)
-    if force:
-        for pid in _live_agents(record):
+    def stop(self, record: RunRecord, force: bool) -> str:
+        """SIGTERM the runner (it stops the agents in order); --force kills what is left after the wait."""
+        if not _runner_alive(record) and not _live_agents(record):
+            return "already stopped"
+        targets = [record.job["runner_pid"]] if _runner_alive(record) else _live_agents(record)
+        for pid in targets:
             try:
-                os.killpg(pid, signal.SIGKILL)  # an agent leads its own process group
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        if _runner_alive(record):
-            os.kill(runner, signal.SIGKILL)
-    elif _runner_alive(record) or _live_agents(record):
-        return "still stopping; `areal stop --force` kills what is left"
-    fresh = load(record.name)
-    if fresh.outcome is None:
-        fresh.outcome = "stopped"
-        save(fresh)
-    return "stopped"
+        grace = float(read_plan(Path(record.target_dir))["runtime"]["grace_period"])
+        deadline = time.monotonic() + 3 * (grace + 2) + 5
+        while time.monotonic() < deadline and (_runner_alive(record) or _live_agents(record)):
+            time.sleep(POLL)
+        if _runner_alive(record) or _live_agents(record):
+            if not force:
+                return "still stopping; `areal stop --force` kills what is left"
+            for pid in _live_agents(record):
+                try:
+                    os.killpg(pid, signal.SIGKILL)  # an agent leads its own process group
+                except ProcessLookupError:
+                    pass
+            if _runner_alive(record):
+                os.kill(record.job["runner_pid"], signal.SIGKILL)
+        fresh = load(record.name)
+        if fresh.outcome is None:
+            fresh.outcome = RunState.STOPPED.value
+            save(fresh)
+        return "stopped"
+
+
+def _last_lines(path: Path, count: int = 5) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 8192))
+            return fh.read().decode("utf-8", "replace").splitlines()[-count:]
+    except OSError:
+        return []
+
+
+def _start_problem(record: RunRecord, rows: list[dict], bad: list[dict], timeout: float) -> str:
+    """Why a start failed, in words: the failed process, its exit code, and the last lines of its own log and
+    of its agent's log (where set-up errors such as a busy port or a bad secret are)."""
+    if not bad:
+        waiting = [f"{r['role']}/{r['index']} {r['status']}" for r in rows if r["status"] != "healthy"]
+        what = f"not every worker was ready after {timeout:g}s" if not record.outcome else \
+            f"the run ended ({record.outcome}, exit code {record.exit_code}) before every worker was ready"
+        return what + (f" ({', '.join(waiting)})" if waiting else "")
+    first = bad[0]
+    name = f"{first['role']}/{first['index']}"
+    run_dir = Path(record.run_dir)
+    lines = _last_lines(run_dir / "logs" / str(first["role"]) / f"{first['index']}.log")
+    lines += [f"agent: {line}" for line in _last_lines(run_dir / "agents" / f"{first['role']}.{first['index']}.log")]
+    shown = "".join(f"\n  | {line}" for line in lines)
+    return f"{name} {first['status']} with exit code {first.get('exit_code')} during start-up{shown}"
 
 
 def main(argv: list[str]) -> int:
     """`python -m areal_compiler.runs.local RUN_NAME`: the detached runner that `areal start` spawns."""
-    record = load(argv[0])
-    return Runner(record).execute()
+    return Runner(load(argv[0])).execute()
 
 
 if __name__ == "__main__":

@@ -11,20 +11,26 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from areal_compiler.runs.base import OperatorError, RunBackend, RunState
+from areal_compiler.runs.paths import job_parent
+
 #: Job states after which a job does not change any more.
 TERMINAL_STATES = frozenset({"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
                              "OUT_OF_MEMORY", "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT"})
-#: Terminal Slurm state -> run registry outcome (completed | failed | stopped | crashed).
-OUTCOMES = {"COMPLETED": "completed", "CANCELLED": "stopped", "FAILED": "failed", "OUT_OF_MEMORY": "failed",
+#: Terminal Slurm state -> the run's outcome.
+OUTCOMES = {"COMPLETED": "succeeded", "CANCELLED": "stopped", "FAILED": "failed", "OUT_OF_MEMORY": "failed",
             "TIMEOUT": "failed", "DEADLINE": "failed", "PREEMPTED": "stopped", "REVOKED": "stopped",
             "SPECIAL_EXIT": "failed", "NODE_FAIL": "crashed", "BOOT_FAIL": "crashed"}
+#: Slurm's non-terminal states -> RunState (anything else is running).
+LIVE = {"PENDING": RunState.PENDING, "REQUEUED": RunState.PENDING, "REQUEUE_HOLD": RunState.PENDING,
+        "REQUEUE_FED": RunState.PENDING, "RESV_DEL_HOLD": RunState.PENDING, "CONFIGURING": RunState.STARTING,
+        "SUSPENDED": RunState.PENDING, "STOPPED": RunState.PENDING}
 _FIELD = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_:/]*)=(.*?)(?=\s+[A-Za-z][A-Za-z0-9_:/]*=|$)")
 
 
-class SlurmError(Exception):
+class SlurmError(OperatorError):
     def __init__(self, code: str, message: str, retryable: bool = False):
-        super().__init__(message)
-        self.code, self.message, self.retryable = code, message, retryable
+        super().__init__(code, message, "unavailable" if retryable else "run", retryable)
 
 
 def _run(argv: list[str], env: dict | None = None, cwd: str | os.PathLike | None = None,
@@ -55,7 +61,7 @@ def _plan(target_dir: Path) -> dict:
 def run_parent(target_dir: Path) -> Path:
     """<fileroot>/<experiment>/<trial>: holds slurm-<job>.out/.err and one run dir per job (<job id>/)."""
     plan = _plan(Path(target_dir))
-    return Path(plan["fileroot"]) / plan["experiment_name"] / plan["trial_name"]
+    return Path(job_parent(plan["fileroot"], plan["experiment_name"], plan["trial_name"]))
 
 
 def check_capacity(plan: dict, env: dict | None = None) -> None:
@@ -213,42 +219,61 @@ def log_paths(run_dir: Path) -> dict:
     return {"run_dir": str(run_dir), "batch": [str(p) for p in batch if p.is_file()], "workers": workers}
 
 
-# -- the run-record view used by the operator verbs (ps, status, stop), like runs/local.py --
+class Backend(RunBackend):
+    """Slurm runs: sbatch, scontrol/sacct, scancel; the workers' state and logs on the shared fileroot."""
 
-def run_status(record) -> str:
-    """completed | failed | stopped | crashed once the job ended; else pending | running (Slurm's word, lower);
-    `unknown` when Slurm cannot be asked (ps shows it; stop and submit refuse to guess)."""
-    if record.outcome:
-        return record.outcome
-    try:
-        return _live_status(record)
-    except SlurmError:
-        return "unknown"
+    target = "slurm"
 
-
-def _live_status(record) -> str:
-    job_id = record.job.get("slurm_job_id")
-    if not job_id:
-        return "crashed"  # the record was claimed but the submission never completed
-    state = status(job_id)
-    if state["terminal"]:
+    def submit(self, folder: Path, record, dry_run: bool = False, address: str | None = None) -> dict:
+        if dry_run:
+            return submit(folder, test_only=True, cwd=record.workdir or None)
+        job = submit(folder, cwd=record.workdir or None)
+        record.run_dir = job["run_dir"]
+        record.job = {"slurm_job_id": job["job_id"], "batch_logs": job["batch_logs"]}
         from areal_compiler.runs.registry import save
 
-        record.outcome, record.exit_code = state["outcome"] or "failed", state["exit_code"]
         save(record)
-        return record.outcome
-    return state["state"].lower()
+        return job
 
+    def state(self, record) -> RunState:
+        """The outcome once the job ended (recorded the first time it is seen); else Slurm's live state;
+        `unknown` when Slurm cannot be asked (never a guess that it ended)."""
+        if record.outcome:
+            return RunState(record.outcome)
+        job_id = record.job.get("slurm_job_id")
+        if not job_id:
+            return RunState.CRASHED  # claimed, but the submission never completed
+        try:
+            job = status(job_id)
+        except SlurmError:
+            return RunState.UNKNOWN
+        if job["terminal"]:
+            from areal_compiler.runs.registry import save
 
-def is_active(record) -> bool:
-    """Whether the run still holds its name; raises SlurmError when Slurm cannot say (never guesses "no")."""
-    return record.outcome is None and _live_status(record) not in ("completed", "failed", "stopped", "crashed")
+            record.outcome, record.exit_code = job["outcome"] or "failed", job["exit_code"]
+            save(record)
+            return RunState(record.outcome)
+        return LIVE.get(job["state"], RunState.RUNNING)
 
+    def details(self, record) -> dict:
+        job_id = record.job.get("slurm_job_id")
+        if not job_id:
+            return {}
+        try:
+            return {"slurm": status(job_id)}
+        except SlurmError as exc:
+            return {"slurm": {"job_id": job_id, "error": exc.message}}
 
-def stop_run(record, force: bool) -> str:
-    """scancel: Slurm signals every step (the agents stop their workers within the grace period) and sends
-    SIGKILL after the cluster's KillWait; so `force` adds nothing here."""
-    if not is_active(record):
-        return "already stopped"
-    stop(record.job["slurm_job_id"])
-    return f"cancel requested for Slurm job {record.job['slurm_job_id']}"
+    def stop(self, record, force: bool) -> str:
+        """scancel: Slurm signals every step (the agents stop their workers within the grace period) and sends
+        SIGKILL after the cluster's KillWait; so `force` adds nothing here."""
+        if self.state(record).terminal:
+            return "already stopped"
+        stop(record.job["slurm_job_id"])
+        return f"cancel requested for Slurm job {record.job['slurm_job_id']}"
+
+    def log_files(self, record) -> dict[str, Path]:
+        files = super().log_files(record)
+        for path in record.job.get("batch_logs") or []:
+            files[f"batch/{Path(path).suffix.lstrip('.')}"] = Path(path)
+        return files

@@ -19,27 +19,35 @@ def use_color(stream) -> bool:
 
 
 class LogTail:
-    """Follows every log file under a run's logs/ folder, yielding complete new lines with their worker."""
+    """Follows a set of log files (`files()` -> {worker: path}, asked again on every look so new workers appear),
+    yielding complete new lines with their worker; `tail` starts each file at its last N lines."""
 
-    def __init__(self, logs: Path, start_at_end: bool = False, only: str | None = None):
-        self.logs, self.only = logs, only
+    def __init__(self, files, only: str | None = None, tail: int | None = None):
+        self.files, self.only, self.tail = files, only, tail
         self.offsets: dict[Path, int] = {}
         self.partial: dict[Path, bytes] = {}
-        self.start_at_end = start_at_end
 
-    def worker_of(self, path: Path) -> str:
-        return f"{path.parent.name}/{path.stem}"
+    def _wanted(self, name: str) -> bool:
+        return not self.only or name == self.only or name.partition("/")[0] == self.only
+
+    def _start(self, path: Path) -> int:
+        if self.tail is None:
+            return 0
+        with open(path, "rb") as fh:
+            data = fh.read()
+        lines = data.split(b"\n")
+        keep = b"\n".join(lines[-(self.tail + 1):]) if self.tail else (lines[-1] if lines else b"")
+        return len(data) - len(keep)
 
     def lines(self):
-        for path in sorted(self.logs.glob("*/*.log")):
-            name = self.worker_of(path)
-            if self.only and name != self.only and path.parent.name != self.only:
+        for name, path in sorted(self.files().items()):
+            if not self._wanted(name) or not path.is_file():
                 continue
             if path not in self.offsets:
-                self.offsets[path] = path.stat().st_size if self.start_at_end else 0
+                self.offsets[path] = self._start(path)
             with open(path, "rb") as fh:
                 fh.seek(self.offsets[path])
-                data = fh.read()
+                data = fh.read(1 << 20)  # at most 1 MiB per look: a huge log never fills memory
             if not data:
                 continue
             self.offsets[path] += len(data)
@@ -56,7 +64,8 @@ class RunView:
         self.run_name, self.run_dir, self.stream_logs = run_name, run_dir, stream_logs
         self.tty = sys.stderr.isatty()
         self.color = use_color(sys.stderr)
-        self.tail = LogTail(run_dir / "logs")
+        logs = run_dir / "logs"
+        self.tail = LogTail(lambda: {f"{p.parent.name}/{p.stem}": p for p in logs.glob("*/*.log")})
         self.began = time.monotonic()
         self.last_draw = 0.0
         self.line_shown = False
@@ -101,16 +110,19 @@ class RunView:
         sys.stderr.flush()
         self.line_shown, self.last_draw = True, time.monotonic()
 
-    def exited(self, name: str, code: int) -> None:
+    def exited(self, name: str, code: int, stopped: bool = False) -> None:
         if self.stream_logs:
             self.tick()
+        if stopped:
+            self.say(f"areal: {name} stopped (exit code {code})")
+            return
         self.say(f"areal: {name} exited with code {code}", fg=None if code == 0 else "red")
         agent_log = self.run_dir / "agents" / f"{name.replace('/', '.')}.log"
         if code != 0 and agent_log.is_file():  # the agent's own words (set-up errors: bad secret, busy port)
             for line in agent_log.read_text(encoding="utf-8", errors="replace").splitlines()[-3:]:
                 self.say(f"  {name} agent: {line}")
 
-    def finished(self, outcome: str, code: int, first_failure) -> None:
-        why = f" ({first_failure[0]} failed first)" if first_failure else ""
+    def finished(self, outcome: str, code: int, reason: str) -> None:
+        why = f" ({reason})" if reason else ""
         self.say(f"areal: {self.run_name}: {outcome}{why}, exit code {code}",
-                 fg="green" if outcome == "completed" else "red")
+                 fg="green" if outcome == "succeeded" else "red")

@@ -85,7 +85,29 @@ class Role(Strict):
                                               "one; `--port {port0}` is appended by the launcher.")
     scheduling_spec: SchedulingSpec = SchedulingSpec()
     scheduling_strategy: SchedulingStrategy = SchedulingStrategy()
+    readiness: Literal["http", "none"] = Field(
+        "http", description="When a worker counts as ready: `http`, its first port answers GET /health with 200 "
+                            "(AReaL's RPC servers do); `none`, as soon as it runs.")
+    may_fail: bool = Field(False, description="A failure of this role's workers does not fail the job (it is "
+                                              "reported); by default any worker's failure ends the job.")
     slurm: SlurmRole | None = None
+
+
+class DriverSpec(Strict):
+    """The driver's resources: CPU only (it never gets devices)."""
+
+    cpu: int = Field(4, description="CPU cores for the driver.")
+    mem: int = Field(16, description="Memory for the driver, in GB.")
+    image: str | None = Field(None, description="Container image; defaults to the experiment's `image`.")
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+
+
+class Driver(Strict):
+    """The controller (e.g. AReaL's training script): runs once per job, on logical node 0; the job ends when it
+    exits, with its exit code."""
+
+    cmd: str = Field(description="The driver command, split like a shell would but never run by one.")
+    scheduling_spec: DriverSpec = DriverSpec()
 
 
 class KubernetesSecretRef(Strict):
@@ -126,6 +148,8 @@ class Experiment(Strict):
     image: str | None = Field(None, description="Default container image of every role.")
     fileroot: str = Field("/tmp/areal/experiments", description="Shared directory for run state and logs.")
     roles: dict[str, Role] = Field(min_length=1, description="Role name -> role (at least one).")
+    driver: Driver | None = Field(None, description="The controller that drives the roles; without it the job "
+                                                    "ends when every worker has ended.")
     secrets: dict[str, Secret] = Field(default_factory=dict,
                                        description="Environment variable name -> where its value lives.")
     staleness: Staleness | None = None

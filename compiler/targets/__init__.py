@@ -48,16 +48,9 @@ def get(name: str) -> ModuleType:
     return importlib.import_module(_MODULES[name])
 
 
-def of_folder(folder) -> str | None:
-    """The target whose entry file a compiled folder holds (manifest.json names it), else None."""
-    import json
-    from pathlib import Path
-
-    try:
-        target = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8")).get("target")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return target if target in _MODULES and (Path(folder) / get(target).ENTRY).is_file() else None
+def this_machine() -> str:
+    """The target that runs a job on this machine (`areal run` and `areal start`)."""
+    return next(name for name in _MODULES if getattr(get(name), "RUNS_HERE", False))
 
 
 def render(plan, name: str) -> list[Artifact]:

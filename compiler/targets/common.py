@@ -30,3 +30,32 @@ def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artif
         "files": {a.path: hashlib.sha256(a.content).hexdigest() for a in sorted(files, key=lambda a: a.path)},
     }
     return sorted(files + [Artifact("manifest.json", canonical_json(manifest).encode())], key=lambda a: a.path)
+
+
+def verify_folder(folder) -> dict:
+    """A compiled target folder as compile wrote it: the manifest, with every file's sha256 as it says.
+
+    Returns the manifest; raises ValueError naming the first file that is missing or was edited after compile
+    (a hand-edited plan.json would otherwise run unchecked)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if not isinstance(files, dict) or not isinstance(manifest.get("target"), str):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{folder} is not a compiled target folder (no usable manifest.json); pass an "
+                         "experiment file or a folder `areal compile` wrote") from None
+    for rel, digest in sorted(files.items()):
+        path = folder / rel
+        try:
+            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            raise ValueError(f"{path} is missing; recompile the experiment") from None
+        if actual != digest:
+            raise ValueError(f"{path} was changed after it was compiled (its sha256 differs from manifest.json); "
+                             "recompile the experiment instead of editing compiled files")
+    return manifest

@@ -11,6 +11,7 @@ from areal_compiler.targets import Artifact
 NAME = "local"
 ENTRY = "launch.json"
 BACKEND = "areal_compiler.runs.local"
+RUNS_HERE = True  # `areal run` and `areal start` use this target
 LAUNCH_VERSION = 1
 
 

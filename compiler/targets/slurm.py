@@ -34,7 +34,7 @@ import shlex
 from functools import lru_cache
 from importlib import resources
 
-from areal_compiler.contract import env_suffix
+from areal_compiler.agent.contract import env_suffix
 from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError
 
@@ -171,7 +171,7 @@ def _component(plan: Plan, k: int, names: list[str], workers: dict, run_parent: 
         for w in workers[name]:
             slot = per_node[w.node]
             slot["tasks"] += 1
-            slot["mem"] += w.mem_gb + extra_mem
+            slot["mem"] += plan.roles[name].mem_gb + extra_mem
             role_devs.setdefault(w.node, set()).update(w.devices)
         for node, devs in role_devs.items():
             if per_node[node]["devices"] & devs:
@@ -217,7 +217,7 @@ def _step(plan: Plan, k: int, name: str, ws: list, shared: dict, count: int, ver
     mem_per_node: dict[int, int] = {}
     devs_per_node: dict[int, set] = {}
     for w in ws:
-        mem_per_node[w.node] = mem_per_node.get(w.node, 0) + w.mem_gb + extra_mem
+        mem_per_node[w.node] = mem_per_node.get(w.node, 0) + role.mem_gb + extra_mem
         devs_per_node.setdefault(w.node, set()).update(w.devices)
     role_devices = max(len(d) for d in devs_per_node.values())
     argv = ["srun"]

@@ -21,4 +21,4 @@ parser.add_argument("--port", type=int, required=True)
 args = parser.parse_args()
 print("proxy/%s: serving on port %d beside rollout/%s" % (
     os.environ["AREAL_WORKER_INDEX"], args.port, os.environ["AREAL_WORKER_INDEX"]), flush=True)
-http.server.HTTPServer(("127.0.0.1", args.port), Health).serve_forever()
+http.server.HTTPServer((os.environ["AREAL_HOST"], args.port), Health).serve_forever()

@@ -33,26 +33,40 @@ def free_ports(count: int) -> List[int]:
 
 
 def worker(role: str, index: int, argv: List[str], env: Optional[Dict[str, str]] = None,
-           forks: Optional[List[Dict[str, Any]]] = None, ports: int = 0) -> Dict[str, Any]:
-    return {"role": role, "index": index, "argv": argv, "env": env or {}, "forks": forks or [], "ports": ports}
+           forks: Optional[List[Dict[str, Any]]] = None, ports: int = 0, readiness: str = "none") -> Dict[str, Any]:
+    """A worker of the hand-built plan; its role gets `argv` and `env` (the plan states them once per role).
+    A fork is {"role", "index", "argv", "env"?, "ports"?: [..] or "port_count"?: n, "readiness"?}."""
+    return {"role": role, "index": index, "argv": argv, "env": env or {}, "forks": forks or [], "ports": ports,
+            "readiness": readiness}
+
+
+def _role(argv: List[str], env: Dict[str, str], port_count: int, readiness: str, workers: int) -> Dict[str, Any]:
+    return {"kind": "helper", "argv": list(argv), "env": dict(env), "port_count": port_count, "workers": workers,
+            "instance_nodes": 1, "readiness": readiness}
 
 
 def make_plan(path: Path, workers: List[Dict[str, Any]], runtime: Optional[Dict[str, Any]] = None,
-              gate: Optional[Dict[str, Any]] = None) -> Path:
-    """A minimal plan.json in the shape of docs/plan-contract.md, with free agent and worker ports."""
-    plan_workers = []
+              gate: Optional[Dict[str, Any]] = None, secrets: Optional[Dict[str, str]] = None) -> Path:
+    """A minimal version-2 plan.json in the shape of docs/plan-contract.md, with free agent and worker ports."""
+    plan_workers, roles = [], {}
     for item in workers:
-        planned = dict(item, node=0, devices=[], cpu=1, mem_gb=1)
-        planned["ports"] = free_ports(item["ports"]) if item["ports"] else []
-        planned["agent_port"] = free_ports(1)[0]
-        plan_workers.append(planned)
-    roles = sorted({w["role"] for w in workers})
+        ports = free_ports(item["ports"]) if item["ports"] else []
+        forks = []
+        for fork in item["forks"]:
+            fork_ports = list(fork["ports"]) if fork.get("ports") else free_ports(int(fork.get("port_count") or 0))
+            forks.append({"role": fork["role"], "index": fork["index"], "ports": fork_ports})
+            roles[fork["role"]] = _role(fork["argv"], fork.get("env") or {}, len(fork_ports),
+                                        fork.get("readiness", "none"), 1)
+        plan_workers.append({"role": item["role"], "index": item["index"], "node": 0, "devices": [], "ports": ports,
+                             "agent_port": free_ports(1)[0], "forks": forks})
+        roles[item["role"]] = _role(item["argv"], item["env"], item["ports"], item["readiness"],
+                                    sum(1 for w in workers if w["role"] == item["role"]))
     plan = {
-        "plan_version": 1, "experiment_name": "agent-test", "trial_name": "t0", "run_id": "agent-test-t0-0",
-        "accelerator": {"type": "CPU", "devices_per_node": 0, "visibility_env": None}, "nodes": 1,
+        "plan_version": 2, "experiment_name": "agent-test", "trial_name": "t0", "run_id": "agent-test-t0-0",
+        "accelerator": {"name": "CPU", "devices_per_node": 0, "visibility_env": None}, "nodes": 1,
         "runtime": dict(FAST_RUNTIME, **(runtime or {})), "gate": gate,
-        "roles": {r: {"kind": "other", "workers": sum(1 for w in workers if w["role"] == r)} for r in roles},
-        "workers": plan_workers,
+        "completion": {"driver": False, "may_fail": []}, "roles": roles, "workers": plan_workers,
+        "secrets": {k: {"file": v} for k, v in (secrets or {}).items()},
     }
     path.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path

@@ -14,13 +14,13 @@ from agent_helpers import (PY, TOKEN, agent_url, alive, make_plan, script, start
 from areal_compiler.agent.client import AgentClient, AgentError
 
 SLEEP = script("import time; time.sleep(60)")
-DECLARED = [PY, "-c", "import time, sys; time.sleep(60)", "--port", "{port0}", "--peer", "{host0}"]
+DECLARED = [PY, "-c", "import time, sys; time.sleep(60)", "--peer", "127.0.0.1"]  # the agent adds --port P
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("http")
-    fork = {"role": "ref", "index": 0, "argv": DECLARED, "env": {"REF_PORT": "{port0}"}, "port_count": 1}
+    fork = {"role": "ref", "index": 0, "argv": DECLARED, "env": {"REF_MODE": "eval"}, "port_count": 1}
     plan = make_plan(tmp / "plan.json", [worker("w", 0, SLEEP, forks=[fork]), worker("rollout", 0, SLEEP)])
     proc = start_agent(plan, "w/0", tmp / "run")
     url = agent_url(plan, "w", 0)
@@ -110,14 +110,17 @@ def test_alloc_ports_are_distinct(agent):
 def test_declared_fork_runs_then_kill_stops_it(agent):
     client = agent["client"]
     port = client.alloc_ports(1)["ports"][0]
-    argv = [a.replace("{port0}", str(port)).replace("{host0}", "127.0.0.1") for a in DECLARED]
+    argv = DECLARED + ["--port", str(port)]
     with pytest.raises(AgentError) as info:  # a port this agent never handed out does not match
-        client.fork("ref", 3, [a.replace(str(port), "1") for a in argv])
+        client.fork("ref", 3, DECLARED + ["--port", "1"])
     assert info.value.status == 403
     with pytest.raises(AgentError) as info:  # an env entry the plan does not declare
         client.fork("ref", 3, argv, env={"LD_PRELOAD": "/tmp/x.so"})
     assert info.value.status == 403
-    reply = client.fork("ref", 3, argv, env={"REF_PORT": str(port)}, ports=[port])
+    with pytest.raises(AgentError) as info:  # a declared env entry with another value
+        client.fork("ref", 3, argv, env={"REF_MODE": "train"})
+    assert info.value.status == 403
+    reply = client.fork("ref", 3, argv, env={"REF_MODE": "eval"}, ports=[port])
     assert reply["status"] == "success" and reply["host"] == "127.0.0.1"
     assert alive(reply["pid"])
     with pytest.raises(AgentError) as info:

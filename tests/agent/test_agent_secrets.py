@@ -13,8 +13,8 @@ def test_worker_gets_the_secret_and_nothing_records_it(tmp_path):
     secret = tmp_path / "hf_token"
     secret.write_text("s3cr3t-value\n")
     out = tmp_path / "seen.json"
-    entry = dict(worker("w", 0, script(DUMP) + [str(out)]), secret_files={"HF_TOKEN": str(secret)})
-    plan = make_plan(tmp_path / "plan.json", [entry])
+    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script(DUMP) + [str(out)])],
+                     secrets={"HF_TOKEN": str(secret)})
     proc = start_agent(plan, "w/0", tmp_path / "run", log=tmp_path / "run" / "w.log")
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
@@ -25,23 +25,26 @@ def test_worker_gets_the_secret_and_nothing_records_it(tmp_path):
 
 
 def test_missing_secret_file_is_a_setup_error_without_a_value(tmp_path):
-    entry = dict(worker("w", 0, script("pass")), secret_files={"HF_TOKEN": str(tmp_path / "nope")})
-    plan = make_plan(tmp_path / "plan.json", [entry])
+    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script("pass"))],
+                     secrets={"HF_TOKEN": str(tmp_path / "nope")})
     proc = start_agent(plan, "w/0", tmp_path / "run")
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert f"cannot read secret HF_TOKEN from {tmp_path / 'nope'}" in stderr
 
 
-def test_forked_child_drops_the_role_scoped_variables_the_plan_lists(tmp_path):
+def test_forked_child_drops_the_role_scoped_variables_of_its_parent(tmp_path):
     out = tmp_path / "fork.json"
     dump = script("import json, os, sys; json.dump({k: os.environ.get(k) for k in ('RANK', 'KEEP', 'OWN')}, "
                   "open(sys.argv[1], 'w'))") + [str(out)]
-    fork = {"role": "proxy", "index": 0, "argv": dump, "env": {"OWN": "1"}, "ports": [], "unset": ["RANK"]}
+    fork = {"role": "proxy", "index": 0, "argv": dump, "env": {"OWN": "1"}}
     parent = worker("actor", 0, script("import time, os, sys; [time.sleep(0.05) for _ in range(200) "
                                        "if not os.path.exists(sys.argv[1])]") + [str(out)],
-                    env={"RANK": "3", "KEEP": "yes"}, forks=[fork])
+                    env={"KEEP": "yes"}, forks=[fork], ports=2)
     plan = make_plan(tmp_path / "plan.json", [parent])
+    data = json.loads(plan.read_text())
+    data["roles"]["actor"]["kind"] = "training"  # a training parent has RANK; its proxy child must not inherit it
+    plan.write_text(json.dumps(data))
     proc = start_agent(plan, "actor/0", tmp_path / "run")
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr

@@ -8,19 +8,18 @@ import json
 
 from agent_helpers import agent_env, make_plan, script, worker
 
-DUMP = ("import json, os, sys; json.dump({'argv': sys.argv[1:], 'cvd': os.environ.get('CUDA_VISIBLE_DEVICES')}, "
-        "open(sys.argv[1] + '.tmp', 'w')); os.replace(sys.argv[1] + '.tmp', sys.argv[1])")  # atomic: others poll it
+DUMP = ("import json, os, sys; out = sys.argv[1] + os.environ['AREAL_WORKER_INDEX'] + '.json'; "
+        "json.dump({'argv': sys.argv[1:], 'cvd': os.environ.get('CUDA_VISIBLE_DEVICES')}, open(out + '.tmp', 'w')); "
+        "os.replace(out + '.tmp', out)")  # atomic: others poll it
 
 
 def _gpu_plan(path, tmp_path, devices):
     """Workers w/0.. on node 0 with the given planned devices, each dumping argv and CUDA_VISIBLE_DEVICES."""
-    plan = make_plan(path, [worker("w", i, script(DUMP) + [str(tmp_path / ("w%d.json" % i))])
-                            for i in range(len(devices))])
+    plan = make_plan(path, [worker("w", i, script(DUMP) + [str(tmp_path / "w")]) for i in range(len(devices))])
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["accelerator"] = {"type": "GPU_8xH100", "devices_per_node": 8, "visibility_env": "CUDA_VISIBLE_DEVICES"}
+    data["accelerator"] = {"name": "GPU_8xH100", "devices_per_node": 8, "visibility_env": "CUDA_VISIBLE_DEVICES"}
     for item, devs in zip(data["workers"], devices):
         item["devices"] = devs
-        item["env"] = {"CUDA_VISIBLE_DEVICES": ",".join(str(d) for d in devs)}
     path.write_text(json.dumps(data), encoding="utf-8")
     return plan
 
@@ -29,7 +28,7 @@ def test_worker_index_from_environment(tmp_path, agents):
     plan = _gpu_plan(tmp_path / "plan.json", tmp_path, [[0], [1], [2]])
     proc = agents(plan, "w/@SLURM_PROCID", tmp_path / "run", env=agent_env(SLURM_PROCID="2"))
     assert proc.wait(20) == 0
-    assert json.loads((tmp_path / "w2.json").read_text())["argv"] == [str(tmp_path / "w2.json")]
+    assert json.loads((tmp_path / "w2.json").read_text())["argv"] == [str(tmp_path / "w")]
     assert not (tmp_path / "w0.json").exists() and not (tmp_path / "w1.json").exists()
 
 
@@ -64,13 +63,12 @@ def test_too_few_allocated_devices_exit_2(tmp_path, agents):
 
 
 def test_startup_fork_gets_its_planned_ports(tmp_path, agents):
-    out = tmp_path / "fork.json"
-    wait_for_fork = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]):\n    time.sleep(0.05)"
-    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script(wait_for_fork) + [str(out)])])
-    data = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
-    data["workers"][0]["forks"] = [{"role": "ref", "index": 0, "argv": script(DUMP) + [str(out), "{port1}"],
-                                    "env": {}, "ports": [23456, 23457]}]
-    (tmp_path / "plan.json").write_text(json.dumps(data), encoding="utf-8")
+    out = tmp_path / "fork"
+    wait_for_fork = "import os, sys, time\nwhile not os.path.exists(sys.argv[1] + '0.json'):\n    time.sleep(0.05)"
+    fork = {"role": "ref", "index": 0, "argv": script(DUMP + "; print(os.environ['AREAL_PORTS'])") + [str(out)],
+            "ports": [23456, 23457]}
+    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script(wait_for_fork) + [str(out)], forks=[fork])])
     proc = agents(plan, "w/0", tmp_path / "run")
     assert proc.wait(20) == 0
-    assert json.loads(out.read_text())["argv"] == [str(out), "23457"]
+    assert json.loads((tmp_path / "fork0.json").read_text())["argv"] == [str(out), "--port", "23456"]
+    assert (tmp_path / "run" / "logs" / "ref" / "0.log").read_text().strip() == "23456,23457"

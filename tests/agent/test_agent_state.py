@@ -110,7 +110,9 @@ def test_state_file_lifecycle(tmp_path):
     assert first["pid"] == {"agent": os.getpid(), "child": 1234} and first["status"] == "running"
     assert first["last_heartbeat"].endswith("+00:00") and isinstance(first["last_heartbeat_epoch"], float)
     state.beat(worker_beat_epoch=first["started_at_epoch"] + 1)
-    assert read_state(path)["status"] == "healthy"
+    assert read_state(path)["status"] == "starting"  # running, but its readiness probe has not passed
+    state.mark_ready()
+    assert read_state(path)["status"] == "healthy" and json.loads(open(path, encoding="utf-8").read())["ready_at"]
     state.finish("failed", 3)
     state.finish("stopped", 0)  # the first terminal status stays
     state.beat()

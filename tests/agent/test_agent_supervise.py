@@ -30,29 +30,33 @@ def test_worker_exit_code_is_the_agents(tmp_path, agents):
     assert derived(tmp_path / "run")["status"] == "failed"
 
 
-def test_worker_env_placeholders_and_log(tmp_path, agents):
-    body = ("import os, json; print(json.dumps({k: os.environ.get(k) for k in "
-            "['MY_PORT', 'MY_HOST', 'AREAL_AGENT_URL', 'AREAL_HEARTBEAT_FILE']}))")
+def test_user_text_is_literal_and_the_contract_is_derived(tmp_path, agents):
+    body = ("import os, sys, json; print(json.dumps(dict({k: os.environ.get(k) for k in "
+            "['MY_PORT', 'AREAL_PORTS', 'AREAL_HOST', 'AREAL_AGENT_URL', 'AREAL_HEARTBEAT_FILE']}, argv=sys.argv[1:])))")
     plan = make_plan(tmp_path / "plan.json",
-                     [worker("w", 0, script(body) + ["{port1}"], env={"MY_PORT": "{port0}", "MY_HOST": "{host0}"},
-                             ports=2)],
+                     [worker("w", 0, script(body) + ["{port1}"], env={"MY_PORT": "{port0}"}, ports=2)],
                      runtime={"worker_heartbeat": True})
     log = tmp_path / "w.log"
     proc = agents(plan, "w/0", tmp_path / "run", log=log)
     assert proc.wait(20) == 0
     seen = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
     planned = json.loads(plan.read_text())["workers"][0]
-    assert seen["MY_PORT"] == str(planned["ports"][0]) and seen["MY_HOST"] == "127.0.0.1"
+    assert seen["MY_PORT"] == "{port0}" and seen["AREAL_HOST"] == "127.0.0.1"  # what the user wrote, byte for byte
+    assert seen["argv"] == ["{port1}", "--port", str(planned["ports"][0])]
+    assert seen["AREAL_PORTS"] == ",".join(str(p) for p in planned["ports"])
     assert seen["AREAL_AGENT_URL"] == agent_url(plan, "w", 0)
     assert seen["AREAL_HEARTBEAT_FILE"] == str(tmp_path / "run" / "heartbeats" / "w.0")
     assert read_state(tmp_path / "run", "w", 0)["status"] == "completed"
 
 
-def test_unknown_placeholder_and_missing_token_exit_2(tmp_path, agents):
-    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script("pass") + ["{port3}"], ports=1)])
+def test_old_plan_and_missing_token_exit_2(tmp_path, agents):
+    plan = make_plan(tmp_path / "plan.json", [worker("w", 0, script("pass"))])
+    data = json.loads(plan.read_text())
+    data["plan_version"] = 1
+    plan.write_text(json.dumps(data))
     proc = agents(plan, "w/0", tmp_path / "run")
     assert proc.wait(20) == 2
-    assert "{port3}" in proc.stderr.read()
+    assert "recompile" in proc.stderr.read()
     plan = make_plan(tmp_path / "plan2.json", [worker("w", 0, script("pass"))])
     env = agent_env()
     del env["AREAL_AGENT_TOKEN"]

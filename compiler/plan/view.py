@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from areal_compiler.plan import Plan
+from areal_compiler.plan.model import Plan
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 

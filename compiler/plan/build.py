@@ -1,0 +1,125 @@
+"""The resolver: a checked experiment -> the plan (placement, ports, forks, gate, driver, completion, stable ids).
+
+Called by the pipeline (`resolve`); the only place where placement and ports are decided."""
+from __future__ import annotations
+
+import hashlib
+import shlex
+
+from areal_compiler.diagnostics import Diagnostic
+from areal_compiler.plan.model import (DRIVER, PLAN_VERSION, Completion, Fork, Gate, Plan, RolePlan, Worker,
+                                       canonical_json)
+from areal_compiler.plan.placement import PlacementError, place, placement_diagnostic
+from areal_compiler.source import Source
+from areal_compiler.spec.catalog import CATALOG
+from areal_compiler.spec.models import Experiment
+from areal_compiler.spec.shape import RoleShape, role_shape
+
+
+def experiment_sha256(exp: Experiment) -> str:
+    """Hash of the normalized experiment: the root of every stable id.
+
+    Normalized = parsed, key order fixed, values equal to their defaults left out; so writing a default
+    explicitly changes nothing, and a later version adding a defaulted field keeps every id."""
+    return hashlib.sha256(canonical_json(exp.model_dump(mode="json", exclude_defaults=True)).encode()).hexdigest()
+
+
+class PlanError(Exception):
+    def __init__(self, diagnostics: list[Diagnostic]):
+        super().__init__("; ".join(d.message for d in diagnostics))
+        self.diagnostics = diagnostics
+
+
+class Ports:
+    """Hands out ports in plan order, unique across the experiment, so every node and the local target agree."""
+
+    def __init__(self, base: int):
+        self.next = base
+
+    def take(self, count: int) -> list[int]:
+        ports = list(range(self.next, self.next + count))
+        self.next += count
+        return ports
+
+
+def resolve(exp: Experiment, source: Source) -> Plan:
+    """Place every role; raises PlanError (located) when the roles cannot be packed onto the nodes."""
+    acc = CATALOG[exp.compute.accelerator]
+    per_node = acc.devices_per_node
+    nodes = exp.compute.num_accelerators // per_node if per_node else 1
+    shapes = {name: role_shape(name, role, per_node) for name, role in exp.roles.items()}
+    try:
+        placement = place(exp, shapes, nodes, per_node)
+    except PlacementError as exc:
+        raise PlanError([placement_diagnostic(source, exc)]) from None
+    sha = experiment_sha256(exp)
+    ports = Ports(exp.runtime.base_port)
+    forks_of: dict[str, list[str]] = {}
+    for name, shape in shapes.items():
+        if shape.colocated_with and shape.fork:
+            forks_of.setdefault(shape.colocated_with, []).append(name)
+    workers = []
+    for name, shape in shapes.items():
+        if not shape.is_placed:
+            continue
+        for index, (node, devices) in enumerate(placement[name]):
+            own = ports.take(exp.roles[name].scheduling_spec.port_count)
+            agent_port = ports.take(1)[0]
+            forks = [Fork(role=f, index=index, ports=ports.take(exp.roles[f].scheduling_spec.port_count))
+                     for f in forks_of.get(name, [])]
+            workers.append(Worker(role=name, index=index, node=node, devices=devices, ports=own,
+                                  agent_port=agent_port, forks=forks))
+    roles = {name: _role_plan(exp, shapes, placement, name) for name in shapes}
+    if exp.driver is not None:
+        roles[DRIVER] = _driver_role(exp)
+        workers.append(Worker(role=DRIVER, index=0, node=0, devices=[], ports=[], agent_port=ports.take(1)[0],
+                              forks=[]))
+    return Plan(
+        plan_version=PLAN_VERSION, experiment_name=exp.experiment_name, trial_name=exp.trial_name,
+        run_id=f"{exp.experiment_name}-{exp.trial_name}-{sha[:8]}", experiment_sha256=sha,
+        accelerator=acc.to_json(), nodes=nodes, fileroot=exp.fileroot, runtime=exp.runtime.model_dump(mode="json"),
+        gate=_gate(exp, shapes),
+        completion=Completion(driver=exp.driver is not None,
+                              may_fail=sorted(n for n, r in exp.roles.items() if r.may_fail)),
+        roles=roles, workers=workers,
+        secrets={k: v.model_dump(mode="json", exclude_none=True) for k, v in exp.secrets.items()},
+        targets={"slurm": exp.slurm.model_dump(mode="json", exclude_none=True),
+                 "kubernetes": exp.kubernetes.model_dump(mode="json"), "local": exp.local.model_dump(mode="json")})
+
+
+def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:
+    s = exp.staleness
+    if s is None:
+        return None
+    owners = [s.gate_role] if s.gate_role else \
+        [n for n, sh in shapes.items() if sh.is_placed and sh.kind == "training"] or \
+        [n for n, sh in shapes.items() if sh.is_placed]
+    mcr = s.max_concurrent_rollouts or s.consumer_batch_size  # 0 or omitted means the default, as in AReaL
+    queue = s.queue_size or 16 * mcr
+    return Gate(role=owners[0], index=0, max_head_offpolicyness=s.max_head_offpolicyness,
+                max_concurrent_rollouts=mcr, consumer_batch_size=s.consumer_batch_size, queue_size=queue)
+
+
+def _role_plan(exp: Experiment, shapes: dict[str, RoleShape], placement, name: str) -> RolePlan:
+    shape, role = shapes[name], exp.roles[name]
+    owner = shape.colocated_with or name
+    workers = shape.workers if shape.has_processes else 0
+    if shape.colocated_with and shape.fork:
+        workers = shapes[owner].workers
+    cmd = role.cmd or (exp.roles[owner].cmd if shape.colocated_with else None) or ""
+    return RolePlan(
+        kind=shape.kind, backend=shape.backend, workers=workers,
+        devices_per_worker=shapes[owner].devices_per_worker if shape.colocated_with else shape.devices_per_worker,
+        instance_nodes=shape.instance_nodes, nodes=sorted({node for node, _ in placement[owner]}),
+        colocated_with=shape.colocated_with, fork=bool(shape.colocated_with) and shape.fork,
+        image=role.scheduling_spec.image or exp.image, cpu=role.scheduling_spec.cpu, mem_gb=role.scheduling_spec.mem,
+        port_count=role.scheduling_spec.port_count, argv=shlex.split(cmd), env=dict(role.scheduling_spec.env_vars),
+        readiness=role.readiness, slurm=role.slurm.model_dump(exclude_none=True) if role.slurm else {})
+
+
+def _driver_role(exp: Experiment) -> RolePlan:
+    spec = exp.driver.scheduling_spec
+    return RolePlan(kind="driver", backend=None, workers=1, devices_per_worker=0, instance_nodes=1, nodes=[0],
+                    colocated_with=None, fork=False, image=spec.image or exp.image, cpu=spec.cpu, mem_gb=spec.mem,
+                    port_count=0, argv=shlex.split(exp.driver.cmd), env=dict(spec.env_vars), readiness="none",
+                    slurm={})

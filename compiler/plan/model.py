@@ -1,0 +1,110 @@
+"""The plan (IR) as frozen models: roles, workers placed on logical nodes and devices, forks, gate, completion.
+
+Built by plan/build.py; dumped to plan.json (the agent's only input) and read by every target and `areal plan`.
+Linear in workers: what a role's processes share (command, env, resources) is stated once on the role; each
+worker carries only its placement and ports; the agent derives every process's environment from the plan."""
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict
+
+PLAN_VERSION = 2
+DRIVER = "driver"  # the role name of the driver (the controller); a user role may not use it
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Fork(Frozen):
+    """A process of a colocated role (fork: true) that a worker's agent starts beside its worker."""
+
+    role: str
+    index: int
+    ports: list[int]
+
+
+class Worker(Frozen):
+    role: str
+    index: int
+    node: int
+    devices: list[int]
+    ports: list[int]
+    agent_port: int
+    forks: list[Fork]
+
+    @property
+    def name(self) -> str:
+        return f"{self.role}/{self.index}"
+
+
+class RolePlan(Frozen):
+    kind: str  # training | inference | helper | driver
+    backend: str | None
+    workers: int
+    devices_per_worker: int
+    instance_nodes: int  # inference: nodes one server instance spans
+    nodes: list[int]
+    colocated_with: str | None
+    fork: bool
+    image: str | None
+    cpu: int
+    mem_gb: int
+    port_count: int
+    argv: list[str]  # the user's cmd split like a shell would (never run by one); the agent appends --port
+    env: dict[str, str]  # the user's env_vars
+    readiness: str  # http (GET /health on the first port answers 200) | none (running is ready)
+    slurm: dict[str, str | bool]
+
+
+class Gate(Frozen):
+    role: str
+    index: int
+    max_head_offpolicyness: int
+    max_concurrent_rollouts: int
+    consumer_batch_size: int
+    queue_size: int
+
+
+class Completion(Frozen):
+    """How the job ends (decided at run time by the agent's outcome module, the same for every target)."""
+
+    driver: bool  # true: the job ends when the driver exits, with its exit code
+    may_fail: list[str]  # roles whose failure does not fail the job
+
+
+class Plan(Frozen):
+    plan_version: int
+    experiment_name: str
+    trial_name: str
+    run_id: str
+    experiment_sha256: str
+    accelerator: dict
+    nodes: int
+    fileroot: str
+    runtime: dict
+    gate: Gate | None
+    completion: Completion
+    roles: dict[str, RolePlan]
+    workers: list[Worker]
+    secrets: dict[str, dict]
+    targets: dict[str, dict]
+
+    @property
+    def name(self) -> str:
+        """The run name: <experiment>/<trial>."""
+        return f"{self.experiment_name}/{self.trial_name}"
+
+    def to_json(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+    def worker(self, role: str, index: int) -> Worker:
+        return next(w for w in self.workers if w.role == role and w.index == index)
+
+    def workers_of(self, role: str) -> list[Worker]:
+        return [w for w in self.workers if w.role == role]
+
+
+def canonical_json(data) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
