@@ -26,7 +26,7 @@ def home(tmp_path, monkeypatch):
 
 def variant(tmp_path, trial: str, steps: int = 5, extra: str = "", port: int = 31000):
     text = DEMO.read_text().replace("trial_name: trial0", f"trial_name: {trial}") \
-        .replace("--steps 5", f"--steps {steps}").replace("examples/demo/", f"{ROOT}/examples/demo/") \
+        .replace("--steps 5", f"--steps {steps}").replace("python3 demo/", f"python3 {ROOT}/examples/demo/") \
         .replace("--batch-size 4", f"--batch-size 4{extra}").replace("base_port: 31000", f"base_port: {port}")
     path = tmp_path / f"{trial}.yaml"
     path.write_text(text)
@@ -72,11 +72,11 @@ def statuses(trial):
     return {f"{w['role']}/{w['index']}": w["status"] for w in data["workers"]}
 
 
-def test_demo_runs_and_never_exceeds_staleness(home):
-    result = areal("run", str(DEMO), cwd=ROOT, env=os.environ.copy(), timeout=120)
+def test_demo_runs_from_any_directory_and_never_exceeds_staleness(home, tmp_path):
+    result = areal("run", str(DEMO), cwd=tmp_path, env=os.environ.copy(), timeout=120)  # commands resolve beside it
     assert result.returncode == 0, result.stderr.decode()
     out = result.stdout.decode()
-    assert "actor/0   | trainer: step 5 done" in out or "actor/0 | trainer: step 5 done" in out
+    assert "controller: step 5 trained on 4 rollouts, published version 5" in out
     assert "rollout/1" in out and "proxy/0" in out
     events = [json.loads(line) for line in
               (home / "runs" / "demo-cpu" / "trial0" / "run" / "gate-events.jsonl").read_text().splitlines()]
@@ -87,16 +87,42 @@ def test_demo_runs_and_never_exceeds_staleness(home):
         assert e["running"] <= mcr
         assert e["accepted"] + e["running"] <= (s + e["version"] + 1) * bs, e
     assert not [p for p in run_pids(home, "trial0") if alive(p)]
-    assert record(home, "trial0")["outcome"] == "completed"
+    assert record(home, "trial0")["outcome"] == "succeeded"
 
 
-def test_failing_trainer_fails_the_run_with_its_code_and_leaves_nothing(home, tmp_path):
-    path = variant(tmp_path, "fail", extra=" --fail-at-step 2 --exit-code 3", port=31100)
+def test_the_drivers_exit_code_is_the_jobs_and_nothing_is_left(home, tmp_path):
+    path = variant(tmp_path, "fail", extra=" --exit-code 3", port=31100)
+    begun = time.monotonic()
     result = areal("run", str(path), "--quiet", timeout=120)
     assert result.returncode == 3, result.stderr.decode()
-    assert "actor/0 exited with code 3" in result.stderr.decode()
+    assert "the driver exited with code 3" in result.stderr.decode()
+    assert time.monotonic() - begun < 30  # servers that never exit are stopped when the driver ends
     assert not [p for p in run_pids(home, "fail") if alive(p)]
     assert (record(home, "fail")["outcome"], record(home, "fail")["exit_code"]) == ("failed", 3)
+
+
+def test_a_worker_failing_first_fails_the_job_with_its_code_and_stops_the_driver(home, tmp_path):
+    path = variant(tmp_path, "wfail", steps=100000, port=31150)
+    text = path.read_text().replace("--action train --seconds 0.1", "--action train --seconds 0.1 --no-such-flag")
+    path.write_text(text)  # the trainer server exits 2 (argparse) at once
+    result = areal("run", str(path), "--quiet", timeout=120)
+    assert result.returncode == 2, result.stderr.decode()
+    assert "actor/0 failed first, with code 2" in result.stderr.decode() or \
+        "actor/0 failed with code 2 while the driver ran" in result.stderr.decode()
+    assert not [p for p in run_pids(home, "wfail") if alive(p)]
+    rows = {f"{w['role']}/{w['index']}": w for w in
+            json.loads(areal("status", "-o", "json", "demo-cpu/wfail").stdout)["data"]["workers"]}
+    assert rows["driver/0"]["status"] == "stopped" and rows["actor/0"]["exit_code"] == 2
+
+
+def test_start_fails_when_a_worker_fails_during_start_up(home, tmp_path):
+    path = variant(tmp_path, "badstart", steps=100000, port=31170)
+    path.write_text(path.read_text().replace("--action generate", "--action generate --no-such-flag"))
+    result = areal("start", str(path), timeout=90)
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert "rollout/" in err and "with exit code 2 during start-up" in err and "usage:" in err
+    assert not [p for p in run_pids(home, "badstart") if alive(p)]
 
 
 def test_start_status_crash_stop_ps_logs(home, tmp_path):
@@ -105,11 +131,11 @@ def test_start_status_crash_stop_ps_logs(home, tmp_path):
     assert started.returncode == 0, started.stderr.decode()
     assert started.stdout.decode().strip() == "demo-cpu/long"
     assert set(statuses("long").values()) == {"healthy"}
-    assert len(statuses("long")) == 5  # 2 rollout + 1 actor + 2 forked proxies
+    assert len(statuses("long")) == 6  # 2 rollout + 1 actor + 2 forked proxies + the driver
     assert areal("start", str(path)).returncode == 1  # the same name cannot run twice
 
     logs = areal("logs", "demo-cpu/long", "rollout/0").stdout.decode()
-    assert "rollout/0: generating on port 31200" in logs and "proxy" not in logs
+    assert "rollout/0: serving generate on port 31200" in logs and "proxy" not in logs
 
     state = home / "runs" / "demo-cpu" / "long" / "run" / "state" / "rollout.1.json"
     os.kill(json.loads(state.read_text())["pid"]["child"], signal.SIGKILL)
@@ -141,7 +167,7 @@ def test_interrupting_areal_run_leaves_no_process(home, tmp_path, sig, code):
     path = variant(tmp_path, f"int{sig}", steps=100000, port=31400 if sig == signal.SIGINT else 31500)
     proc = subprocess.Popen([sys.executable, "-m", "areal_compiler", "run", str(path), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for(lambda: len(statuses(f"int{sig}")) == 5 and set(statuses(f"int{sig}").values()) == {"healthy"}, 60,
+    wait_for(lambda: len(statuses(f"int{sig}")) == 6 and set(statuses(f"int{sig}").values()) == {"healthy"}, 60,
              "healthy run")
     pids = run_pids(home, f"int{sig}")
     proc.send_signal(sig)
@@ -200,7 +226,7 @@ def test_unusable_compiled_folder_is_a_clear_error(home, tmp_path, launch):
     (folder / "launch.json").write_text(launch)
     result = areal("run", str(folder))
     assert result.returncode == 1 and b"Traceback" not in result.stderr
-    assert b"unusable launch.json or plan.json" in result.stderr
+    assert b"not a compiled target folder (no usable manifest.json)" in result.stderr
     assert json.loads(areal("ps", "-a", "-o", "json").stdout)["data"]["runs"] == []
 
 
@@ -216,7 +242,7 @@ def test_failed_submit_leaves_no_record(home, tmp_path):
     path = variant(tmp_path, "nosubmit", port=31900)
     path.write_text(path.read_text().replace("/tmp/areal/experiments", str(tmp_path / "root")))
     for _ in range(2):  # the second attempt meets the same Slurm error, not "already running"
-        result = areal("submit", str(path), env=env)
+        result = areal("submit", str(path), "--target", "slurm", env=env)
         assert result.returncode == 1 and b"Invalid partition name specified" in result.stderr, result.stderr
     listed = areal("ps", "-a", "-o", "json", env=env)
     assert listed.returncode == 0 and json.loads(listed.stdout)["data"]["runs"] == []

@@ -1,8 +1,8 @@
 """`agent.pyz conclude`: the end of a Slurm batch script: waits for its srun steps, decides the job's fate with
 outcome.py, stops the steps in order, requeues a failed attempt when allowed, and exits with the job's code.
 
-The batch script starts one step per role in the background and then execs this verb, so every srun is this
-process's child. Stopping a step is `scancel --signal=TERM <step>`: its agents stop their workers within the
+The batch script starts one step per role in the background (each in a wrapper that writes srun's exit code to
+RUN_DIR/steps/<role>), runs this verb, and hands it the signals it gets through RUN_DIR/steps/.stop. Stopping a step is `scancel --signal=TERM <step>`: its agents stop their workers within the
 plan's grace period (srun itself would kill its tasks at once)."""
 from __future__ import annotations
 
@@ -46,12 +46,34 @@ class Conclusion:
     def on_signal(self, signum: int, frame) -> None:
         self.stop_signal = signum
 
+    def check_stop_file(self) -> None:
+        """The batch script's TERM/INT trap writes the signal number to RUN_DIR/steps/.stop."""
+        if self.stop_signal is not None:
+            return
+        try:
+            with open(os.path.join(self.run_dir, "steps", ".stop"), encoding="utf-8") as handle:
+                text = handle.read().strip()
+        except OSError:
+            return
+        self.stop_signal = int(text) if text.isdigit() else signal.SIGTERM
+
     def reap(self) -> None:
+        """A step has ended once its wrapper wrote the srun exit code to RUN_DIR/steps/<role> (the wrapper is
+        this process's child after the script's exec, unless bash reaped it before: hence the file)."""
         for role, pid in self.steps.items():
-            if role not in self.codes:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    self.codes[role] = os.waitstatus_to_exitcode(status) % 256
+            if role in self.codes:
+                continue
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reap the wrapper if it is ours and done
+            except ChildProcessError:
+                pass
+            try:
+                with open(os.path.join(self.run_dir, "steps", role), encoding="utf-8") as handle:
+                    text = handle.read().strip()
+            except OSError:
+                continue
+            if text.isdigit():
+                self.codes[role] = int(text)
 
     def ended(self) -> List[Ended]:
         if self.frozen is not None:
@@ -90,6 +112,7 @@ class Conclusion:
         signal.signal(signal.SIGINT, self.on_signal)
         while len(self.codes) < len(self.steps):
             self.reap()
+            self.check_stop_file()
             running = len(self.names) - len(self.ended())
             self.decision = decide(self.plan, self.ended(), running, fail_fast=True)
             if self.frozen is None and (self.decision.stop or self.stop_signal is not None):

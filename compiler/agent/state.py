@@ -93,9 +93,12 @@ class StateFile:
             self._data["ready"], self._data["ready_at"] = True, iso(time.time())
             self._write()
 
-    def started(self, child_pid: int) -> None:
+    def started(self, child_pid: int, ready: bool = False) -> None:
+        """The process runs; `ready` when nothing more is needed for it to count as ready (one write)."""
         with self._lock:
             self._data["pid"]["child"] = child_pid
+            if ready:
+                self._data["ready"], self._data["ready_at"] = True, iso(time.time())
             self._write()
 
     def beat(self, worker_beat_epoch: Optional[float] = None) -> None:

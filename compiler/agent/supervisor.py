@@ -159,9 +159,7 @@ class Supervisor:
             self.log("cannot start %s: %s" % (self.worker_argv[0], exc))
             state.finish(FAILED, spawn_error_code(exc))
             return spawn_error_code(exc)
-        state.started(self.main.proc.pid)
-        if self.main.ready_port is None:
-            state.mark_ready()  # readiness: none (or no ports): running is ready
+        state.started(self.main.proc.pid, ready=self.main.ready_port is None)  # readiness none: running is ready
         return None
 
     def _start_forks(self) -> None:
@@ -305,9 +303,7 @@ class Supervisor:
             state.finish(FAILED, spawn_error_code(exc))
             raise HttpError(400, "cannot start %s: %s" % (argv[0], exc)) from None
         self._spawned[child.proc.pid] = child.proc
-        state.started(child.proc.pid)
-        if ready_port is None:
-            state.mark_ready()
+        state.started(child.proc.pid, ready=ready_port is None)
         self.table.release((role, index), child)
         return child
 

@@ -20,8 +20,7 @@ def _setup_error(tmp_path, plan) -> str:
 
 
 def _secret_plan(tmp_path, secret_path) -> str:
-    entry = dict(worker("w", 0, script("pass")), secret_files={"HF_TOKEN": str(secret_path)})
-    return make_plan(tmp_path / "plan.json", [entry])
+    return make_plan(tmp_path / "plan.json", [worker("w", 0, script("pass"))], secrets={"HF_TOKEN": str(secret_path)})
 
 
 def test_secret_file_that_is_dev_zero(tmp_path):
