@@ -183,14 +183,15 @@ def _submit_target(source: str, target: str | None, output: str) -> str:
         except ValueError as exc:
             _fail(OperatorError("target_unusable", str(exc)), output)
     if not path.is_dir():
-        from areal_compiler.pipeline import default_targets, plan_file
+        from areal_compiler.pipeline import plan_file
         from areal_compiler.report import exit_on_diagnostics
 
         result = plan_file(source)
         exit_on_diagnostics([result], output)
-        clusters = [t for t in default_targets(result) if t != _here()]
-        if len(clusters) == 1 and len(clusters) < len(registry.names()) - 1:
-            return clusters[0]
+        data = result.source.data if isinstance(result.source.data, dict) else {}
+        configured = [t for t in registry.names() if t != _here() and t in data]
+        if len(configured) == 1:  # the one cluster target the experiment configures
+            return configured[0]
     raise click.UsageError("say where to submit with --target (" + ", ".join(registry.names()) + ")")
 
 

@@ -82,7 +82,7 @@ def test_job_completes_with_every_worker_where_planned(slurm_cluster, tmp_path):
     state, exit_code = slurm_cluster.wait_job(submitted["job_id"], timeout=120)
     assert (state, exit_code) == ("COMPLETED", "0:0"), _batch_log(submitted)
     status = runs_slurm.status(submitted["job_id"], env=slurm_cluster.env)
-    assert (status["state"], status["exit_code"], status["outcome"]) == ("COMPLETED", 0, "completed")
+    assert (status["state"], status["exit_code"], status["outcome"]) == ("COMPLETED", 0, "succeeded")
     assert [c["name"] for c in status["components"]] == ["slurm-it_t0:rollout", "slurm-it_t0:actor"]
 
     records = _records(tmp_path)
@@ -103,7 +103,7 @@ def test_job_completes_with_every_worker_where_planned(slurm_cluster, tmp_path):
 
     logs = runs_slurm.log_paths(Path(submitted["run_dir"]))
     assert set(logs["workers"]) == {f"{w.role}/{w.index}" for w in plan.workers} | {f"ref/{i}" for i in range(8)}
-    assert "ends with exit code 0" in _batch_log(submitted)
+    assert "succeeded (every worker ended with code 0); exit code 0" in _batch_log(submitted)
 
 
 def test_failing_worker_fails_the_job_with_its_exit_code(slurm_cluster, tmp_path):
@@ -116,8 +116,7 @@ def test_failing_worker_fails_the_job_with_its_exit_code(slurm_cluster, tmp_path
     status = runs_slurm.status(submitted["job_id"], env=slurm_cluster.env)
     assert (status["exit_code"], status["outcome"]) == (3, "failed")
     log = _batch_log(submitted)
-    assert re.search(r"step actor failed \(srun exit code \d+, first failed worker's exit code 3\): stopping the other "
-                     r"steps", log), log
+    assert "actor/1 failed first, with code 3: stopping every step" in log, log
     state_dir = Path(submitted["run_dir"]) / "state"
     rollout = json.loads((state_dir / "rollout.0.json").read_text())
     assert rollout["status"] == "stopped", rollout  # stopped by the script, not finished by itself
@@ -200,8 +199,9 @@ def test_test_only_rejects_three_nodes_with_slurms_message(slurm_cluster, tmp_pa
     assert "Requested node configuration is not available" in err.value.message
 
 
-def test_cpu_demo_runs_from_the_callers_directory(slurm_cluster, tmp_path):
-    """examples/demo-cpu.yaml (gate, forked proxies, relative paths in cmd) submitted from the repository root."""
+def test_cpu_demo_driver_and_servers(slurm_cluster, tmp_path):
+    """examples/demo-cpu.yaml (servers that never exit, forked proxies, the gate, a controller as the driver;
+    commands relative to the experiment's folder) ends with the driver: COMPLETED."""
     demo = EXAMPLES[0].parent / "demo-cpu.yaml"
     if not demo.is_file():
         pytest.skip("examples/demo-cpu.yaml is not in this checkout")
@@ -209,12 +209,54 @@ def test_cpu_demo_runs_from_the_callers_directory(slurm_cluster, tmp_path):
     path = tmp_path / "demo-cpu.yaml"
     path.write_text(text)
     plan, target = _compile(path, tmp_path / "slurm")
-    submitted = runs_slurm.submit(target, env=slurm_cluster.env, cwd=demo.parent.parent)
+    submitted = runs_slurm.submit(target, env=slurm_cluster.env, cwd=demo.parent)
     state, exit_code = slurm_cluster.wait_job(submitted["job_id"], timeout=120)
     assert (state, exit_code) == ("COMPLETED", "0:0"), _batch_log(submitted)
     logs = runs_slurm.log_paths(Path(submitted["run_dir"]))
     forked = {f"{r}/{i}" for r, role in plan.roles.items() if role.fork for i in range(role.workers)}
     assert set(logs["workers"]) == {f"{w.role}/{w.index}" for w in plan.workers} | forked
+    assert "the driver exited with code 0" in _batch_log(submitted)
+
+
+def _driver_experiment(tmp_path: Path, server_args: str, driver_args: str) -> Path:
+    """Two CPU servers (report.py) and a driver (report.py too) on one node."""
+    (tmp_path / "out").mkdir()
+    cmd = f"python3 {shlex.quote(str(REPORT))}"
+    spec = f"{{cpu: 1, mem: 1, env_vars: {{REPORT_OUT: {json.dumps(str(tmp_path / 'out'))}}}}}"
+    path = tmp_path / "driver.yaml"
+    path.write_text(f"""\
+experiment_name: slurm-driver
+trial_name: t0
+compute: {{accelerator: CPU, num_accelerators: 0}}
+fileroot: {json.dumps(str(tmp_path / "root"))}
+roles:
+  server: {{replicas: 2, cmd: {json.dumps(f"{cmd} {server_args}")}, scheduling_spec: {spec}, readiness: none}}
+driver: {{cmd: {json.dumps(f"{cmd} {driver_args}")}, scheduling_spec: {spec}}}
+runtime: {{grace_period: 2}}
+slurm: {{partition: gpu, time: "00:10:00"}}
+""", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("server_args, driver_args, expected, why, stopped", [
+    ("--sleep 300", "--sleep 1", ("COMPLETED", "0:0"), "the driver exited with code 0", "server.0"),
+    ("--sleep 300", "--sleep 1 --fail-index 0 --exit-code 3", ("FAILED", "3:0"), "the driver exited with code 3",
+     "server.0"),
+    ("--sleep 2 --fail-index 1 --exit-code 5", "--sleep 300", ("FAILED", "5:0"),
+     "server/1 failed with code 5 while the driver ran", "driver.0"),
+], ids=["driver-exits-0", "driver-exits-3", "worker-fails-first"])
+def test_the_driver_decides_the_job(slurm_cluster, tmp_path, server_args, driver_args, expected, why, stopped):
+    """Servers that would run for 5 minutes: the job ends with the driver (or with a worker that fails first),
+    within seconds, and every other step is stopped."""
+    _, target = _compile(_driver_experiment(tmp_path, server_args, driver_args), tmp_path / "slurm")
+    begun = time.monotonic()
+    submitted = runs_slurm.submit(target, env=slurm_cluster.env)
+    state, exit_code = slurm_cluster.wait_job(submitted["job_id"], timeout=120)
+    assert (state, exit_code) == expected, _batch_log(submitted)
+    assert time.monotonic() - begun < 90
+    assert why in _batch_log(submitted)
+    states = {p.stem: json.loads(p.read_text()) for p in (Path(submitted["run_dir"]) / "state").glob("*.json")}
+    assert states[stopped]["status"] == "stopped", states  # stopped by the job, not ended by itself
 
 
 def _areal(slurm_cluster, home: Path, *args: str, timeout: float = 60):
@@ -236,16 +278,16 @@ def test_operator_verbs_submit_status_logs_stop(slurm_cluster, tmp_path):
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         data = json.loads(_areal(slurm_cluster, home, "status", "-o", "json", "slurm-it/t0").stdout)["data"]
-        if data["status"] in ("completed", "failed", "stopped", "crashed"):
+        if data["status"] in ("succeeded", "failed", "stopped", "crashed"):
             break
         time.sleep(0.5)
-    assert (data["status"], data["slurm"]["job_id"]) == ("completed", job_id), data
+    assert (data["status"], data["slurm"]["job_id"]) == ("succeeded", job_id), data
     workers = {f"{w['role']}/{w['index']}": w["status"] for w in data["workers"]}
     assert workers["actor/3"] == "completed" and workers["ref/3"] in ("completed", "stopped")  # forks end with their target
     logs = _areal(slurm_cluster, home, "logs", "slurm-it/t0", "actor/2")
     assert logs.returncode == 0 and logs.stdout.startswith("report: actor/2 on node "), (logs.stdout, logs.stderr)
     runs = json.loads(_areal(slurm_cluster, home, "ps", "-a", "-o", "json").stdout)["data"]["runs"]
-    assert [(r["run"], r["target"], r["status"]) for r in runs] == [("slurm-it/t0", "slurm", "completed")]
+    assert [(r["run"], r["target"], r["status"]) for r in runs] == [("slurm-it/t0", "slurm", "succeeded")]
 
     long = tmp_path / "long.yaml"
     long.write_text(path.read_text().replace("trial_name: t0", "trial_name: t1")
