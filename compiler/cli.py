@@ -9,6 +9,7 @@ import sys
 import click
 
 from areal_compiler.report import OUTPUT, exit_on_diagnostics
+from areal_compiler.schema import SCHEMAS
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
@@ -53,7 +54,7 @@ class Areal(click.Group):
 @click.group(cls=Areal, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="areal-compile", prog_name="areal")
 def main() -> None:
-    """Compile declarative AReaL experiments into Slurm, Kubernetes, Ray and local job artifacts."""
+    """Compile declarative AReaL experiments into reviewable job artifacts for every target, and operate runs."""
 
 
 def _targets(value: str | None) -> tuple[str, ...] | None:
@@ -104,9 +105,9 @@ def validate(files: tuple[str, ...], target: str | None, output: str) -> None:
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["experiment", "local-plan"]), default="experiment")
+@click.argument("name", type=click.Choice(SCHEMAS), default="experiment")
 def schema(name: str) -> None:
-    """Print a JSON Schema: the experiment format (default) or the local launch plan.
+    """Print a JSON Schema: the experiment format (default) or a target's own file format.
 
     The committed copies live in schemas/; editors pick them up from the examples' first line."""
     from areal_compiler.schema import schema_text
@@ -124,11 +125,9 @@ def catalog(output: str) -> None:
     if output == "json":
         emit_json({"accelerators": [a.to_json() for a in CATALOG.values()]})
         return
-    click.echo(f"{'TYPE':<18} {'PER NODE':>8} {'MEMORY':>7}  {'KUBERNETES':<24} {'SLURM GRES':<12} RAY")
-    for a in CATALOG.values():
-        gres = f"{a.slurm_gres}:{a.slurm_gres_type}" if a.slurm_gres else "-"
-        click.echo(f"{a.name:<18} {a.devices_per_node:>8} {str(a.device_memory_gb) + 'G':>7}  "
-                   f"{a.kubernetes_resource or '-':<24} {gres:<12} {a.ray_resource or '-'}")
+    from areal_compiler.spec.catalog import table
+
+    click.echo(table(), nl=False)
 
 
 @main.command()

@@ -51,3 +51,13 @@ CATALOG: dict[str, Accelerator] = {a.name: a for a in (
     _ascend(16, "910B", 64),
     CPU,
 )}
+
+
+def table() -> str:
+    """`areal catalog` as text: each type and what every target requests for it."""
+    lines = [f"{'TYPE':<18} {'PER NODE':>8} {'MEMORY':>7}  {'KUBERNETES':<24} {'SLURM GRES':<12} RAY"]
+    for a in CATALOG.values():
+        gres = f"{a.slurm_gres}:{a.slurm_gres_type}" if a.slurm_gres else "-"
+        lines.append(f"{a.name:<18} {a.devices_per_node:>8} {str(a.device_memory_gb) + 'G':>7}  "
+                     f"{a.kubernetes_resource or '-':<24} {gres:<12} {a.ray_resource or '-'}")
+    return "\n".join(lines) + "\n"

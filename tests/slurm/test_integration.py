@@ -311,3 +311,36 @@ def test_submit_refuses_components_that_fit_alone_but_not_together(slurm_cluster
         runs_slurm.submit(target, test_only=True, env=slurm_cluster.env)
     assert err.value.code == "exceeds_cluster"
     assert "needs 3 node(s) in partition gpu but it has 2" in err.value.message
+
+
+def test_pending_job_is_listed_and_followed(slurm_cluster, tmp_path):
+    """A job waiting for nodes another job holds: `areal ps` lists it pending and `areal logs -f` waits for it
+    (polling slowly) instead of exiting; `areal stop` ends both."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    path = _experiment(tmp_path, rollout_args="--sleep 300", actor_args="--sleep 300")
+    first = tmp_path / "first.yaml"
+    first.write_text(path.read_text().replace("trial_name: t0", "trial_name: t1"))
+    assert _areal(slurm_cluster, home, "submit", str(first)).returncode == 0
+    assert _areal(slurm_cluster, home, "submit", str(path)).returncode == 0  # needs the same two nodes: pends
+    deadline = time.monotonic() + 30
+    while True:
+        runs = json.loads(_areal(slurm_cluster, home, "ps", "-o", "json").stdout)["data"]["runs"]
+        statuses = {r["run"]: r["status"] for r in runs}
+        if statuses.get("slurm-it/t0") == "pending":
+            break
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.5)
+    follow = subprocess.Popen([sys.executable, "-m", "areal_compiler", "logs", "-f", "slurm-it/t0"],
+                              env=dict(slurm_cluster.env, AREAL_HOME=str(home)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        assert follow.poll() is None, follow.communicate()  # still waiting for the pending job
+    finally:
+        for run in ("slurm-it/t0", "slurm-it/t1"):
+            assert _areal(slurm_cluster, home, "stop", run).returncode == 0
+        out, err = follow.communicate(timeout=60)  # ends once the job is over
+    assert follow.returncode == 0, err
