@@ -1,0 +1,114 @@
+"""The planned scheduler with upstream AReaL 1.0.4's real RPC servers and its own TrainController.
+
+The test compiles a CPU experiment, starts upstream's `python -m areal.infra.rpc.rpc_server` on every planned port
+with exactly the arguments upstream's LocalScheduler passes (as the job's agents would), then runs
+programs/planned_driver.py through run_trainer.py: create (attach), configure, set_worker_env, create_engine with
+our small TrainEngine, a gloo rendezvous on the planned MASTER_PORT, call_engine, fork (attach to the planned
+forks), destroy; and the request mismatches the plan must refuse naming the setting."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from areal_compiler.pipeline import plan_file
+from areal_compiler.upstream.workers import rpc_server_args
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+EXPERIMENT = """\
+experiment_name: planned
+trial_name: t0
+compute: {{accelerator: CPU, num_accelerators: 0}}
+fileroot: {fileroot}
+roles:
+  actor:
+    replicas: 2
+    cmd: python -m areal.infra.rpc.rpc_server
+    scheduling_spec: {{cpu: 1, mem: 1}}
+  proxy:
+    cmd: python -m areal.infra.rpc.rpc_server
+    scheduling_spec: {{cpu: 1, mem: 1, port_count: 1}}
+    scheduling_strategy: {{type: colocation, target: actor}}
+runtime: {{base_port: {base_port}}}
+"""
+
+
+def _free_block(size: int = 8) -> int:
+    for _ in range(50):
+        base = random.randrange(32000, 60000)
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as probe:
+                    probe.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free block of ports")
+
+
+def _start(python: str, plan, tmp_path: Path, env: dict) -> list[subprocess.Popen]:
+    """Every planned process, as upstream's LocalScheduler would start it: cmd, --port, then its arguments."""
+    name_resolve = {"type": "nfs", "nfs_record_root": str(tmp_path / "name_resolve"), "etcd3_addr": "localhost:2379"}
+    procs = []
+    for worker in plan.workers:
+        for role, index, ports in [(worker.role, worker.index, worker.ports)] + \
+                [(f.role, f.index, f.ports) for f in worker.forks]:
+            argv = [python, "-m", "areal.infra.rpc.rpc_server", "--port", str(ports[0]),
+                    *rpc_server_args(plan.experiment_name, plan.trial_name, role, index, name_resolve,
+                                     plan.fileroot)]
+            log = open(tmp_path / f"{role}.{index}.log", "wb")
+            procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
+    return procs
+
+
+@pytest.fixture
+def planned_job(areal_python, tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=_free_block()), encoding="utf-8")
+    result = plan_file(str(exp))
+    assert result.ok, [d.render() for d in result.diagnostics]
+    (tmp_path / "plan.json").write_text(result.plan.to_json(), encoding="utf-8")
+    (tmp_path / "path").mkdir()
+    (tmp_path / "path" / "areal_compiler").symlink_to(REPO / "compiler")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AREAL_", "PYTHON"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(HERE / "programs"), str(tmp_path / "path")]),
+               AREAL_PLAN_FILE=str(tmp_path / "plan.json"), PYTHONUNBUFFERED="1")
+    procs = _start(areal_python, result.plan, tmp_path, env)
+    yield result.plan, env, procs
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_upstream_train_controller_runs_on_the_planned_workers(areal_python, planned_job, tmp_path):
+    plan, env, procs = planned_job
+    driver = subprocess.run([areal_python, "-m", "areal_compiler.upstream.run_trainer",
+                             str(HERE / "programs" / "planned_driver.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900, check=False)
+    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in tmp_path.glob("*.log"))
+    assert driver.returncode == 0, f"{driver.stderr[-4000:]}\n{logs}"
+    seen = json.loads(next(line for line in reversed(driver.stdout.splitlines()) if line.startswith("{")))
+    actors = plan.workers_of("actor")
+    assert seen["factory"] == "PlannedScheduler"  # run_trainer replaced SFTTrainer._init_scheduler
+    assert seen["workers"] == [[f"actor/{w.index}", "127.0.0.1", [str(p) for p in w.ports]] for w in actors]
+    master = f"127.0.0.1:{actors[0].ports[1]}"  # upstream's rule: worker 0's second port
+    assert [(s["rank"], s["world"], s["sum"], s["master"]) for s in seen["sums"]] == \
+        [(0, 2, 3.0, master), (1, 2, 3.0, master)]
+    assert seen["sums"][0]["pid"] == procs[0].pid and seen["single"] is True
+    forks = [f for w in actors for f in w.forks]
+    assert seen["forked"] == ["proxy/0", "proxy/1"]
+    assert seen["proxies"] == [[f"proxy/{f.index}", "127.0.0.1", [str(p) for p in f.ports]] for f in forks]
+    assert seen["after_delete"] == []
+    assert all(p.poll() is None for p in procs), "deleting workers must leave the processes to the job"
+    mismatch = seen["mismatches"]
+    assert "3 worker(s) of role `actor` but the plan has 2: make roles.actor.backend" in mismatch["replicas"]
+    assert "role `critic`, which the compiled experiment does not have" in mismatch["role"]
+    assert "1 device(s) per worker of role `actor` but the plan gives 0" in mismatch["devices"]
+    assert "set roles.proxy.scheduling_strategy" in mismatch["strategy"]
+    assert all(m.startswith("WorkerCreationError") for m in mismatch.values()), mismatch
