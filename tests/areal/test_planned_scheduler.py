@@ -11,6 +11,7 @@ import json
 import os
 import random
 import socket
+import sys
 import subprocess
 from pathlib import Path
 
@@ -112,3 +113,57 @@ def test_upstream_train_controller_runs_on_the_planned_workers(areal_python, pla
     assert "1 device(s) per worker of role `actor` but the plan gives 0" in mismatch["devices"]
     assert "set roles.proxy.scheduling_strategy" in mismatch["strategy"]
     assert all(m.startswith("WorkerCreationError") for m in mismatch.values()), mismatch
+
+
+AGENT_EXPERIMENT = """\
+experiment_name: planned
+trial_name: t0
+compute: {{accelerator: CPU, num_accelerators: 0}}
+fileroot: {fileroot}
+roles:
+  actor:
+    replicas: 1
+    cmd: python -m areal.infra.rpc.rpc_server --experiment-name planned --trial-name t0 --role actor
+      --worker-index 0 --nfs-record-root {fileroot}/name_resolve --fileroot {fileroot}
+    scheduling_spec: {{cpu: 1, mem: 1}}
+runtime: {{base_port: {base_port}, fork_commands: any}}
+"""
+
+
+def test_a_role_the_plan_does_not_declare_is_forked_through_our_agent(areal_python, tmp_path):
+    """Upstream's fork (alloc_ports, then /fork with its raw_cmd) sent to our real agent, with the run's token."""
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(AGENT_EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=_free_block()), encoding="utf-8")
+    result = plan_file(str(exp))
+    assert result.ok, [d.render() for d in result.diagnostics]
+    plan_json = tmp_path / "plan.json"
+    plan_json.write_text(result.plan.to_json(), encoding="utf-8")
+    (tmp_path / "token").write_text("the-run-token\n", encoding="utf-8")
+    (tmp_path / "wrong").write_text("not-the-token\n", encoding="utf-8")
+    (tmp_path / "path").mkdir()
+    (tmp_path / "path" / "areal_compiler").symlink_to(REPO / "compiler")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AREAL_", "PYTHON"))}
+    env.update(PATH=os.pathsep.join([str(Path(areal_python).parent), env.get("PATH", "")]), PYTHONUNBUFFERED="1",
+               AREAL_AGENT_TOKEN_FILE=str(tmp_path / "token"), AREAL_PLAN_FILE=str(plan_json))
+    agent = subprocess.Popen([sys.executable, "-m", "areal_compiler.agent", "supervise", "--plan", str(plan_json),
+                              "--worker", "actor/0", "--run-dir", str(tmp_path / "run"), "--log",
+                              str(tmp_path / "actor.log")], env=env, stdout=subprocess.DEVNULL,
+                             stderr=open(tmp_path / "agent.log", "wb"))
+    try:
+        driver = subprocess.run([areal_python, str(HERE / "programs" / "agent_fork_driver.py")], cwd=tmp_path,
+                                env=dict(env, WRONG_TOKEN_FILE=str(tmp_path / "wrong"),
+                                         PYTHONPATH=str(tmp_path / "path")),
+                                capture_output=True, text=True, timeout=900, check=False)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=60)
+    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in tmp_path.rglob("*.log"))
+    assert driver.returncode == 0, f"{driver.stderr[-4000:]}\n{logs}"
+    seen = json.loads(next(line for line in reversed(driver.stdout.splitlines()) if line.startswith("{")))
+    worker = result.plan.workers[0]
+    assert seen["actor"] == ["127.0.0.1", [str(p) for p in worker.ports]]
+    assert "answered 401" in seen["refused"] and seen["refused"].startswith("PlanMismatch"), seen["refused"]
+    assert seen["forked"] == ["proxy-actor/0"]
+    proxy_id, proxy_ip, proxy_ports = seen["proxy"]
+    assert (proxy_id, len(proxy_ports)) == ("proxy-actor/0", 2)
+    assert not set(map(int, proxy_ports)) & set(worker.ports + [worker.agent_port])
