@@ -51,8 +51,7 @@ def node_hosts(plan: dict, hosts: str | None = None) -> list[str]:
 def planned_processes(plan: dict, role: str, hosts: list[str]) -> list[Planned]:
     """The processes upstream's controller sees for `role`, in index order. A multi-node inference instance is one
     process (its first node's worker), as upstream's rollout controller asks for one worker per instance."""
-    spec = plan["roles"][role]
-    step = int(spec.get("instance_nodes") or 1) if spec["kind"] == "inference" else 1
+    step = _step(plan["roles"][role])
     out = []
     for w in plan["workers"]:
         agent = f"http://{hosts[w['node']]}:{w['agent_port']}"
@@ -64,6 +63,11 @@ def planned_processes(plan: dict, role: str, hosts: list[str]) -> list[Planned]:
                 out.append(Planned(role, fork["index"], hosts[w["node"]], tuple(fork["ports"]),
                                    tuple(w["devices"]), agent))
     return sorted(out, key=lambda p: p.index)
+
+
+def _step(spec: dict) -> int:
+    """Planned workers per controller worker: the nodes of one inference instance, else 1."""
+    return int(spec.get("instance_nodes") or 1) if spec["kind"] == "inference" else 1
 
 
 def check_request(plan: dict, role: str, replicas: int, gpu: int | None, port_count: int | None,
@@ -79,8 +83,9 @@ def check_request(plan: dict, role: str, replicas: int, gpu: int | None, port_co
             else "{type: separation}"
         raise PlanMismatch(f"the controller schedules role `{role}` as {want}; set "
                            f"roles.{role}.scheduling_strategy to that in the experiment")
-    step = int(spec.get("instance_nodes") or 1) if spec["kind"] == "inference" else 1
-    planned = int(spec["workers"]) // step
+    step = _step(spec)
+    owner = roles[colocate_with] if colocate_with and not fork else spec  # fork: false runs in the target's workers
+    planned = int(owner["workers"]) // _step(owner)
     if replicas != planned:
         raise PlanMismatch(f"the controller asks for {replicas} worker(s) of role `{role}` but the plan has "
                            f"{planned}: make roles.{role}.backend (or replicas) give {replicas}")
