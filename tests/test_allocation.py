@@ -28,6 +28,12 @@ VALID = [
     ("fsdp:d4c2", 8, [8]),
     ("archon:d2", 2, [2]),
     ("megatron:d4e2", 4, [4]),
+    # what upstream 1.0.4 accepts too (tests/areal/test_parity.py checks it against upstream itself):
+    ("fsdp:d4p1t1", 4, [4]),                            # fsdp with an explicit p1 (19 upstream example configs)
+    ("fsdp:d2e1c2", 4, [4]),                            # ... and e1
+    ("megatron:(attn:d4p2|ffn:d4)", 8, [8]),            # ffn p defaults to attn's p
+    ("archon:(attn:d4|ffn:e2)", 4, [4]),                # hybrid on archon
+    ("fsdp [ actor ] : d4", 4, [4]),                    # spaces anywhere between tokens
 ]
 
 # (text, code, offset) -- the invalid examples of domain.md section 3, plus the extra rules.
@@ -69,14 +75,23 @@ INVALID = [
     ("sglang:d1234567", "A007", 8),
     ("sglang:(attn:d1|ffn:d1)", "A015", 7),
     ("megatron:(attn:d4p2|ffn:d2p1)", "A016", 26),     # points at ffn 'p'
-    ("megatron:(attn:d4p2|ffn:d4)", "A016", 20),       # ffn p missing -> at 'ffn'
+    ("megatron:(attn:d4p2|ffn:d4p1)", "A016", 26),     # ffn p given and different
     ("megatron:(attn:d4p2|ffn:d3p2)", "A017", 20),     # ffn world 6 != attn world 8
     ("megatron:(attn:d4|ffn:t3)", "A017", 18),         # ffn d not derivable: 4 % 3
     ("megatron:(attn:d4e2|ffn:d4)", "A006", 17),       # no 'e' in attn
     ("megatron:(attn:d4|ffn:d4c1)", "A006", 24),       # no 'c' in ffn
     ("megatron:(ffn:d4|attn:d4)", "A004", 10),
     ("megatron:(attn:d4+ffn:d4)", "A004", 17),
-    ("megatron:(attn:d4|ffn:d4", "A004", 24),
+    ("megatron:(attn:d4|ffn:d4", "A018", 24),          # the closing parenthesis is missing
+    ("megatron:attn:d4|ffn:d4", "A018", 9),            # upstream's parentheses are optional, ours are not
+    ("megatron[moe]:(attn:d4|ffn:d4)", "A019", 9),     # upstream has no name on hybrid dims
+    ("fsdp:(attn:d4|ffn:d4)", "A015", 5),
+    ("fsdp:d4e2", "A006", 7),                          # fsdp: e only as 1
+    ("sglang:d01", "A007", 8),                         # no leading zeros (upstream's NUMBER)
+    ("fsdp[my-actor]:d4", "A009", 5),                  # upstream's NAME: [A-Za-z_][A-Za-z0-9_]*
+    ("fsdp[1a]:d4", "A009", 5),
+    ("sglang:d2+fsdp[a]:d4|fsdp[c]:d4", "A010", 0),    # three components in all, one unnamed
+    ("fsdp:d4\x0bp1", "A004", 7),                      # only space, tab, CR, LF, FF are white space
     ("archon:d2p2e8", "A014", 11),                     # 4 % (p2*e8) != 0
 ]
 

@@ -155,3 +155,16 @@ def test_plan_json_is_linear_in_workers(tmp_path):
             .replace('"sglang:d4"', f'"sglang:d{4 * nodes}"').replace('"fsdp:d4"', f'"fsdp:d{4 * nodes}"')
         sizes.append(len(plan_of(write(tmp_path, text, f"{nodes}.yaml")).to_json()))
     assert sizes[1] < 2.2 * sizes[0]
+
+
+@pytest.mark.parametrize(("staleness", "mcr", "queue"), [
+    ("{max_head_offpolicyness: 2, consumer_batch_size: 16}", 16, 256),
+    ("{max_head_offpolicyness: 2, consumer_batch_size: 16, max_concurrent_rollouts: 0}", 16, 256),
+    ("{max_head_offpolicyness: 2, consumer_batch_size: 16, max_concurrent_rollouts: null, queue_size: 0}", 16, 256),
+    ("{max_head_offpolicyness: 2, consumer_batch_size: 16, max_concurrent_rollouts: 4, queue_size: 0}", 4, 64),
+    ("{max_head_offpolicyness: 2, consumer_batch_size: 16, max_concurrent_rollouts: 4, queue_size: 20}", 4, 20),
+])
+def test_gate_defaults_follow_upstream_zero_means_default(tmp_path, staleness, mcr, queue):
+    """Upstream's rollout controller: `max_concurrent_rollouts or batch size`, `queue_size or 16 x concurrency`."""
+    plan = plan_of(write(tmp_path, BASE + f"staleness: {staleness}\n"))
+    assert (plan.gate.max_concurrent_rollouts, plan.gate.queue_size) == (mcr, queue)

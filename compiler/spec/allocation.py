@@ -22,7 +22,7 @@ CODES = {
     "A007": "parallelism size missing, zero or absurdly large",
     "A008": "parallelism letter repeated",
     "A009": "invalid component name",
-    "A010": "three or more '+' components, one unnamed",
+    "A010": "three or more components, one unnamed",
     "A011": "member of a '|' colocation group unnamed",
     "A012": "duplicate component name",
     "A013": "colocated members with different world sizes",
@@ -30,15 +30,20 @@ CODES = {
     "A015": "hybrid (attn|ffn) syntax on a backend other than megatron",
     "A016": "hybrid attn and ffn pipeline parallelism differ",
     "A017": "hybrid ffn world size differs from attn world size",
+    "A018": "hybrid (attn|ffn) dims without their parentheses",
+    "A019": "hybrid (attn|ffn) allocation with a name",
 }
 
 _LETTERS = {
     "sglang": "dtp", "vllm": "dtp",
-    "fsdp": "dtc", "megatron": "dptce", "archon": "dptce",
+    "fsdp": "dptce", "megatron": "dptce", "archon": "dptce",  # fsdp: p and e only as 1 (upstream's rule)
 }
 _LETTER_NAMES = {"d": "data", "t": "tensor", "p": "pipeline", "c": "context", "e": "expert"}
 _HYBRID_ATTN, _HYBRID_FFN = "cdtp", "detp"
 _TERMINATORS = "+|)"
+_SPACE = " \t\n\r\f"  # upstream's grammar ignores exactly these (Lark's WS)
+_NAME_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+_NAME_CHARS = _NAME_START + "0123456789"
 _MAX_SIZE_DIGITS = 6  # sizes above 999999 are certainly typos (and keep int() cheap)
 
 
@@ -130,7 +135,7 @@ class _Parser:
 
     # -- low-level helpers -------------------------------------------------
     def skip_ws(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
+        while self.pos < len(self.text) and self.text[self.pos] in _SPACE:
             self.pos += 1
 
     def peek(self) -> str:
@@ -192,10 +197,15 @@ class _Parser:
             self.fail("A004", f"Expected ':' after backend '{backend}' but found {self.found()}",
                       hint=hint or f"Write e.g. '{backend}:d2'")
         self.pos += 1
-        if self.peek() == "(":
+        if self.peek() == "(" or self.text.startswith("attn", self.pos):
+            if name is not None:
+                self.fail("A019", "A hybrid (attn|ffn) allocation cannot be named", name_at,
+                          f"Remove '[{name}]': upstream's grammar has no name on hybrid dims")
             dims, ffn = self.hybrid(backend)
         else:
             vals = self.dims(backend, _LETTERS[backend], f"The {backend} backend")
+            if backend == "fsdp":
+                _check_fsdp(vals)
             dims, ffn = _check_expert(vals, None), None
         return _Parsed(Single(backend, name, dims, ffn), start, name_at)
 
@@ -226,9 +236,9 @@ class _Parser:
             return None, start
         self.pos += 1
         word, at = self.word()
-        if not word:
-            self.fail("A009", f"Invalid component name: found {self.found()}", at,
-                      "Names use letters, digits, '_' and '-', e.g. fsdp[actor]:d4")
+        if not word or word[0] not in _NAME_START or any(ch not in _NAME_CHARS for ch in word):
+            self.fail("A009", f"Invalid component name: found {repr(word) if word else self.found()}", at,
+                      "Names are ASCII letters, digits and '_', not starting with a digit, e.g. fsdp[actor]:d4")
         self.expect("]", hint=f"Close the name: '{backend}[{word}]'")
         return word, at
 
@@ -261,10 +271,10 @@ class _Parser:
         start = self.pos
         while self.pos < len(self.text) and self.text[self.pos] in "0123456789":
             self.pos += 1
-        digits = self.text[start:self.pos].lstrip("0")
-        if not digits or len(digits) > _MAX_SIZE_DIGITS:
-            self.fail("A007", f"Parallelism letter '{letter}' needs a positive integer size "
-                      f"(1 to {10 ** _MAX_SIZE_DIGITS - 1})", start,
+        digits = self.text[start:self.pos]
+        if not digits or digits[0] == "0" or len(digits) > _MAX_SIZE_DIGITS:
+            self.fail("A007", f"Parallelism letter '{letter}' needs a positive integer size without leading "
+                      f"zeros (1 to {10 ** _MAX_SIZE_DIGITS - 1})", start,
                       f"Write e.g. '{letter}2' (missing letters default to 1)")
         return int(digits)
 
@@ -278,16 +288,22 @@ class _Parser:
         return at
 
     def hybrid(self, backend: str) -> tuple[Dims, Dims]:
-        if backend != "megatron":
-            self.fail("A015", f"Hybrid (attn|ffn) dims are only supported by megatron, not {backend}",
+        if backend not in ("megatron", "archon"):
+            self.fail("A015", f"Hybrid (attn|ffn) dims are only supported by megatron and archon, not {backend}",
                       hint="Use megatron:(attn:<dims>|ffn:<dims>) or plain dims")
+        if self.peek() != "(":
+            self.fail("A018", "Hybrid (attn|ffn) dims need parentheses",
+                      hint=f"Write {backend}:(attn:<dims>|ffn:<dims>)")
         self.pos += 1
         self.keyword("attn")
         attn = self.dims(backend, _HYBRID_ATTN, "The hybrid attn section")
-        self.expect("|", hint="Hybrid syntax: megatron:(attn:<dims>|ffn:<dims>)")
+        self.expect("|", hint=f"Hybrid syntax: {backend}:(attn:<dims>|ffn:<dims>)")
         ffn_at = self.keyword("ffn")
         ffn = self.dims(backend, _HYBRID_FFN, "The hybrid ffn section")
-        self.expect(")", hint="Close the hybrid dims with ')'")
+        if self.peek() != ")":
+            self.fail("A018", f"Expected ')' closing the hybrid dims but found {self.found()}",
+                      hint="Close the hybrid dims with ')'")
+        self.pos += 1
         return _check_hybrid(attn, ffn, ffn_at)
 
 
@@ -305,6 +321,15 @@ def _unsupported_message(backend: str, letter: str, who: str) -> str:
 
 def _value(vals: dict[str, tuple[int, int]], letter: str) -> int:
     return vals[letter][0] if letter in vals else 1
+
+
+def _check_fsdp(vals: dict[str, tuple[int, int]]) -> None:
+    """FSDP takes p and e only as 1 (upstream accepts `fsdp:d4p1t1`, common in its example configs)."""
+    for letter in "pe":
+        if _value(vals, letter) > 1:
+            raise AllocationError("A006", "FSDP backend only supports data/tensor/context parallelism",
+                                  vals[letter][1], f"Use d, t and c with fsdp ('{letter}' may only be 1), "
+                                  "or megatron/archon for pipeline or expert parallelism")
 
 
 def _check_expert(vals: dict[str, tuple[int, int]], ffn: dict | None, world: int | None = None) -> Dims:
@@ -325,6 +350,8 @@ def _check_expert(vals: dict[str, tuple[int, int]], ffn: dict | None, world: int
 def _check_hybrid(attn: dict, ffn: dict, ffn_at: int) -> tuple[Dims, Dims]:
     attn_dims = _check_expert(attn, None)
     world = attn_dims.world
+    if "p" not in ffn and "p" in attn:  # ffn pipeline parallelism defaults to attn's (upstream's rule)
+        ffn = {**ffn, "p": (attn["p"][0], ffn_at)}
     if _value(attn, "p") != _value(ffn, "p"):
         at = ffn["p"][1] if "p" in ffn else ffn_at
         raise AllocationError("A016", f"Hybrid attn pipeline parallelism p{_value(attn, 'p')} differs "
@@ -346,6 +373,7 @@ def _check_hybrid(attn: dict, ffn: dict, ffn_at: int) -> tuple[Dims, Dims]:
 def _check_structure(groups: list[list[_Parsed]]) -> None:
     """Naming and colocation rules, checked left to right."""
     seen: set[str] = set()
+    components = sum(len(members) for members in groups)
     for members in groups:
         first = members[0]
         for idx, item in enumerate(members):
@@ -355,8 +383,8 @@ def _check_structure(groups: list[list[_Parsed]]) -> None:
                         else f"Name the colocated member, e.g. '{s.backend}[critic]:...'")
                 raise AllocationError("A011", "Every member of a '|' colocation group must be named",
                                       item.start, hint)
-            if s.name is None and len(groups) >= 3:
-                raise AllocationError("A010", "With three or more '+' components, every component "
+            if s.name is None and components >= 3:
+                raise AllocationError("A010", "With three or more components, every component "
                                       "must be named", item.start,
                                       f"Name it, e.g. '{s.backend}[ref]:...'")
             if s.name is not None:

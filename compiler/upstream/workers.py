@@ -1,0 +1,127 @@
+"""The planned workers as upstream sees them: plan.json, node hosts, upstream's RPC-server arguments, agent calls.
+
+Stdlib only (no `areal` import), so it can be read and tested anywhere; areal_scheduler.py builds on it."""
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+PLAN_ENV, HOSTS_ENV = "AREAL_PLAN_FILE", "AREAL_NODE_HOSTS"
+TOKEN_FILE_ENV, TOKEN_ENV = "AREAL_AGENT_TOKEN_FILE", "AREAL_AGENT_TOKEN"
+
+
+class PlanMismatch(Exception):
+    """The controller asked for something the compiled plan does not have; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One process the controller can use: a planned worker, a declared fork, or one multi-node instance."""
+
+    role: str
+    index: int
+    host: str
+    ports: tuple
+    devices: tuple
+    agent: str  # its agent's URL (a fork's: its parent worker's agent)
+
+
+def load_plan(path: str | None = None) -> dict:
+    path = path or os.environ.get(PLAN_ENV)
+    if not path:
+        raise PlanMismatch(f"{PLAN_ENV} is not set: the driver needs the compiled plan.json")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def node_hosts(plan: dict, hosts: str | None = None) -> list[str]:
+    """Addresses of the logical nodes, from AREAL_NODE_HOSTS (comma-separated); 127.0.0.1 when unset."""
+    text = os.environ.get(HOSTS_ENV, "") if hosts is None else hosts
+    found = [h.strip() for h in text.split(",") if h.strip()]
+    if not found:
+        return ["127.0.0.1"] * int(plan["nodes"] or 1)
+    if len(found) < int(plan["nodes"]):
+        raise PlanMismatch(f"{HOSTS_ENV} names {len(found)} node(s) but the plan has {plan['nodes']}")
+    return found
+
+
+def planned_processes(plan: dict, role: str, hosts: list[str]) -> list[Planned]:
+    """The processes upstream's controller sees for `role`, in index order. A multi-node inference instance is one
+    process (its first node's worker), as upstream's rollout controller asks for one worker per instance."""
+    step = _step(plan["roles"][role])
+    out = []
+    for w in plan["workers"]:
+        agent = f"http://{hosts[w['node']]}:{w['agent_port']}"
+        if w["role"] == role and w["index"] % step == 0:
+            out.append(Planned(role, w["index"] // step, hosts[w["node"]], tuple(w["ports"]), tuple(w["devices"]),
+                               agent))
+        for fork in w.get("forks") or []:
+            if fork["role"] == role:
+                out.append(Planned(role, fork["index"], hosts[w["node"]], tuple(fork["ports"]),
+                                   tuple(w["devices"]), agent))
+    return sorted(out, key=lambda p: p.index)
+
+
+def _step(spec: dict) -> int:
+    """Planned workers per controller worker: the nodes of one inference instance, else 1."""
+    return int(spec.get("instance_nodes") or 1) if spec["kind"] == "inference" else 1
+
+
+def check_request(plan: dict, role: str, replicas: int, gpu: int | None, port_count: int | None,
+                  colocate_with: str | None, fork: bool) -> None:
+    """Fail with the experiment setting to change when the controller's request differs from the plan."""
+    roles = plan["roles"]
+    if role not in roles:
+        raise PlanMismatch(f"the controller asks for role `{role}`, which the compiled experiment does not have "
+                           f"(roles: {', '.join(sorted(roles))}): add roles.{role} to the experiment")
+    spec = roles[role]
+    if (spec.get("colocated_with") or None) != colocate_with or (colocate_with and bool(spec["fork"]) != fork):
+        want = f"{{type: colocation, target: {colocate_with}, fork: {str(fork).lower()}}}" if colocate_with \
+            else "{type: separation}"
+        raise PlanMismatch(f"the controller schedules role `{role}` as {want}; set "
+                           f"roles.{role}.scheduling_strategy to that in the experiment")
+    step = _step(spec)
+    owner = roles[colocate_with] if colocate_with and not fork else spec  # fork: false runs in the target's workers
+    planned = int(owner["workers"]) // _step(owner)
+    if replicas != planned:
+        raise PlanMismatch(f"the controller asks for {replicas} worker(s) of role `{role}` but the plan has "
+                           f"{planned}: make roles.{role}.backend (or replicas) give {replicas}")
+    per_worker = int(spec["devices_per_worker"]) * step
+    if gpu is not None and not colocate_with and gpu != per_worker:
+        raise PlanMismatch(f"the controller asks for {gpu} device(s) per worker of role `{role}` but the plan "
+                           f"gives {per_worker}: change roles.{role}.backend (or scheduling_spec.gpu)")
+    if port_count is not None and port_count > int(spec["port_count"]):
+        raise PlanMismatch(f"the controller asks for {port_count} ports per worker of role `{role}` but the plan "
+                           f"gives {spec['port_count']}: set roles.{role}.scheduling_spec.port_count")
+
+
+def rpc_server_args(experiment: str, trial: str, role: str, index: int, name_resolve: dict,
+                    fileroot: str) -> list[str]:
+    """The arguments upstream's LocalScheduler passes its RPC servers after `--port P`, in its order."""
+    return ["--experiment-name", experiment, "--trial-name", trial, "--role", role, "--worker-index", str(index),
+            "--name-resolve-type", name_resolve["type"], "--nfs-record-root", name_resolve["nfs_record_root"],
+            "--etcd3-addr", name_resolve["etcd3_addr"], "--fileroot", str(fileroot)]
+
+
+def agent_token() -> str | None:
+    path = os.environ.get(TOKEN_FILE_ENV)
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def agent_call(url: str, path: str, body: dict, token: str | None, timeout: float = 30.0) -> dict:
+    """POST JSON to an agent with the run's bearer token; raises PlanMismatch with the agent's error."""
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode("utf-8"), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        raise PlanMismatch(f"agent {url}{path} answered {exc.code}: {detail}") from None
