@@ -32,6 +32,7 @@ def check_rules(source: Source, exp: Experiment) -> list[Diagnostic]:
     check_colocation(source, exp, shapes, out)
     if accelerator is not None and len(shapes) == len(exp.roles):
         check_budget(source, exp, accelerator, shapes, out)
+    check_driver(source, exp, out)
     check_env(source, exp, out)
     check_staleness(source, exp, shapes, out)
     check_runtime(source, exp, shapes, out)
@@ -124,6 +125,31 @@ def check_role_fields(source: Source, exp: Experiment, name: str, shape: RoleSha
     check_cmd(source, name, role, shape, out)
 
 
+def check_driver(source: Source, exp: Experiment, out: list) -> None:
+    """The driver: `driver` is its name in the plan, so no role may take it; its cmd follows a role's rules, but
+    nothing is appended to it (it has no planned port)."""
+    if "driver" in exp.roles:
+        out.append(source.diagnostic("E425", "role name `driver` is reserved for the experiment's driver",
+                                     ("roles", "driver"), "rename the role, or make it the top-level `driver:`",
+                                     key=True))
+    if exp.driver is None:
+        return
+    path = ("driver", "cmd")
+    try:
+        argv = shlex.split(exp.driver.cmd)
+    except ValueError as exc:
+        out.append(source.diagnostic("E443", f"cmd cannot be split into arguments: {exc}", path,
+                                     "close the quote; cmd is split like a shell would, but never run by one"))
+        return
+    if not argv:
+        out.append(source.diagnostic("E441", "cmd is empty", path, "e.g. python3 train.py --config exp.yaml"))
+    spec = exp.driver.scheduling_spec
+    for field, value, high in (("cpu", spec.cpu, 1024), ("mem", spec.mem, 65536)):
+        if not 1 <= value <= high:
+            out.append(source.diagnostic("E452", f"{field} must be between 1 and {high}, got {value}",
+                                         ("driver", "scheduling_spec", field)))
+
+
 def check_cmd(source: Source, name: str, role, shape: RoleShape | None, out: list) -> None:
     path = ("roles", name, "cmd")
     colocated = role.scheduling_strategy.type == "colocation"
@@ -156,7 +182,7 @@ def check_colocation(source: Source, exp: Experiment, shapes: dict[str, RoleShap
         strategy, path = role.scheduling_strategy, ("roles", name, "scheduling_strategy")
         if strategy.type == "separation":
             if strategy.target is not None:
-                out.append(source.diagnostic("E415", f"role `{name}` names a target but its type is separation",
+                out.append(source.diagnostic("E416", f"role `{name}` names a target but its type is separation",
                                              path + ("target",), "set type: colocation, or remove target"))
             continue
         target = strategy.target
@@ -253,6 +279,8 @@ def _instance_size(shape: RoleShape) -> int:
 def check_env(source: Source, exp: Experiment, out: list) -> None:
     names: list[tuple[str, tuple]] = [(k, ("roles", r, "scheduling_spec", "env_vars", k))
                                       for r, role in exp.roles.items() for k in role.scheduling_spec.env_vars]
+    if exp.driver is not None:
+        names += [(k, ("driver", "scheduling_spec", "env_vars", k)) for k in exp.driver.scheduling_spec.env_vars]
     names += [(k, ("secrets", k)) for k in exp.secrets]
     for key, path in names:
         if not ENV_NAME.match(key):

@@ -15,6 +15,13 @@ ROLLOUT_CMD = "    cmd: python3 -m rollout\n"
 ACTOR_CMD = "    cmd: python3 -m train\n"
 
 CASES = {
+    # the driver
+    "role named driver": (sub("  actor:\n", "  driver:\n"), ("E425", 10, 3)),
+    "driver cmd empty": (BASE + "driver: {cmd: '  '}\n", ("E441", 13, 15)),
+    "driver cmd unsplittable": (BASE + "driver: {cmd: 'python3 \"train.py'}\n", ("E443", 13, 15)),
+    "driver env contract var": (BASE + "driver: {cmd: train, scheduling_spec: {env_vars: {RANK: '0'}}}\n",
+                                ("E432", 13, 51)),
+    "driver gets no devices": (BASE + "driver: {cmd: train, scheduling_spec: {gpu: 1}}\n", ("E201", 13, 40)),
     # schema
     "unknown key, did you mean": (sub("  num_accelerators: 8", "  num_accelerator: 8"), ("E201", 5, 3)),
     "missing key": (sub("trial_name: t0\n", ""), ("E202", 1, 1)),
@@ -59,7 +66,7 @@ CASES = {
                                       ("E414", 14, 15)),
     "fork false with cmd": (BASE + "  ev:\n    cmd: x\n    scheduling_strategy: {type: colocation, target: rollout, "
                                    "fork: false}\n", ("E415", 14, 5)),
-    "separation with target": (BASE + "    scheduling_strategy: {target: rollout}\n", ("E415", 13, 35)),
+    "separation with target": (BASE + "    scheduling_strategy: {target: rollout}\n", ("E416", 13, 35)),
     # names
     "role name with colon": (sub("  actor:\n", "  \"act:or\":\n"), ("E420", 10, 3)),
     "role name with underscore": (sub("  actor:\n", "  act_or:\n"), ("E420", 10, 3)),
