@@ -273,7 +273,10 @@ class Backend(RunBackend):
         return f"cancel requested for Slurm job {record.job['slurm_job_id']}"
 
     def log_files(self, record) -> dict[str, Path]:
-        files = super().log_files(record)
-        for path in record.job.get("batch_logs") or []:
-            files[f"batch/{Path(path).suffix.lstrip('.')}"] = Path(path)
+        """Every worker's and forked child's log, and the batch script's own (`batch/out`, `batch/err`)."""
+        if not record.run_dir:
+            return {}
+        found = log_paths(Path(record.run_dir))
+        files = {name: Path(path) for name, path in found["workers"].items()}
+        files.update({f"batch/{Path(path).suffix.lstrip('.')}": Path(path) for path in found["batch"]})
         return files
