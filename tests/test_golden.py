@@ -1,45 +1,65 @@
-"""golden/<example>/ holds exactly what `areal compile examples/<example>.yaml --out golden/<example>` writes.
+"""golden/<example>/ holds what `areal compile examples/<example>.yaml --target all` writes, stored for review:
+the plan once (`golden/<example>/plan.json`, identical in every target folder) and no agent bundle (every
+manifest.json pins its sha256, checked against the bundle this checkout builds), so an agent edit changes one
+line per manifest instead of a binary per target, and a plan change shows once.
 
 Regenerate only on purpose: `pytest tests/test_golden.py --update-goldens` (or AREAL_UPDATE_GOLDENS=1)."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from helpers import EXAMPLES, ROOT, areal
+from areal_compiler.bundle import agent_bundle
 from areal_compiler.output import compare, unified_diff, write_tree
 from areal_compiler.pipeline import compile_file
+from areal_compiler.targets import Artifact
 from areal_compiler.targets import names as target_names
 
 TARGETS = target_names()
+
+
+def golden_view(artifacts: dict[str, Artifact]) -> dict[str, Artifact]:
+    """The reviewable view of one compile: one plan.json, no agent.pyz (pinned by the manifests)."""
+    plans = {a.content for rel, a in artifacts.items() if rel.endswith("/plan.json")}
+    assert len(plans) == 1, "every target folder carries the same plan"
+    agent = agent_bundle()
+    for rel, a in artifacts.items():
+        if rel.endswith("/agent.pyz"):
+            assert a.content == agent
+        if rel.endswith("/manifest.json"):
+            assert json.loads(a.content)["agent_sha256"] == hashlib.sha256(agent).hexdigest()
+    view = {rel: a for rel, a in artifacts.items() if not rel.endswith(("/plan.json", "/agent.pyz"))}
+    return {**view, "plan.json": Artifact("plan.json", plans.pop())}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_golden(example, update_goldens):
     result = compile_file(str(example), TARGETS)
     assert result.ok
+    view = golden_view(result.artifacts)
     golden = ROOT / "golden" / example.stem
     if update_goldens:
-        write_tree(golden, result.artifacts)
-    comparison = compare(golden, result.artifacts)
+        write_tree(golden, view)
+    comparison = compare(golden, view)
     assert comparison.same, (f"golden/{example.stem} drifted (changed {comparison.changed}, missing "
                              f"{comparison.missing}, extra {comparison.extra}); if intended, rerun with "
                              f"--update-goldens and review the diff:\n"
-                             + unified_diff(golden, result.artifacts, comparison, limit=60))
+                             + unified_diff(golden, view, comparison, limit=60))
 
 
 def test_no_golden_without_an_example():
     assert sorted(p.name for p in (ROOT / "golden").iterdir() if p.is_dir()) == sorted(p.stem for p in EXAMPLES)
 
 
-def test_cli_check_against_golden_and_one_byte_edit(tmp_path):
-    import shutil
-
-    stem = "single-node-colocated-ref"
-    assert areal("compile", str(ROOT / "examples" / f"{stem}.yaml"), "--out", str(ROOT / "golden" / stem),
-                 "--check").returncode == 0
-    copy = tmp_path / stem
-    shutil.copytree(ROOT / "golden" / stem, copy)
-    target = copy / "local" / "launch.json"
+def test_cli_check_and_one_byte_edit(tmp_path):
+    example = ROOT / "examples" / "single-node-colocated-ref.yaml"
+    out = tmp_path / "out"
+    assert areal("compile", str(example), "--out", str(out), "--target", "all").returncode == 0
+    assert areal("compile", str(example), "--out", str(out), "--target", "all", "--check").returncode == 0
+    target = out / "local" / "launch.json"
     target.write_bytes(target.read_bytes()[:-2] + b"x\n")
-    result = areal("compile", str(ROOT / "examples" / f"{stem}.yaml"), "--out", str(copy), "--check")
+    result = areal("compile", str(example), "--out", str(out), "--target", "all", "--check")
     assert result.returncode == 1 and "local/launch.json" in result.stderr.decode()

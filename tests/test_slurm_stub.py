@@ -369,11 +369,14 @@ GOLDEN_SCRIPTS = sorted((Path(__file__).resolve().parent.parent / "golden").glob
 @pytest.mark.parametrize("fail", [False, True], ids=["ok", "first-role-exits-3"])
 def test_golden_scripts_run_under_the_stubs(tmp_path, stubs, script, fail):
     """The committed goldens themselves are executed (fake steps): success exits 0, a failing step exits 3."""
-    plan = json.loads((script.parent / "plan.json").read_text())
+    from areal_compiler.bundle import agent_bundle
+
+    plan_path = script.parent.parent / "plan.json"  # the goldens store the plan once per example
+    plan = json.loads(plan_path.read_text())
     target = tmp_path / "slurm"
     target.mkdir()
-    for name in ("plan.json", "agent.pyz"):
-        (target / name).write_bytes((script.parent / name).read_bytes())
+    (target / "plan.json").write_bytes(plan_path.read_bytes())
+    (target / "agent.pyz").write_bytes(agent_bundle())  # pinned by hash in the golden manifests
     # The golden's fileroot (e.g. /shared/...) is swapped for a temporary one; nothing else is touched.
     text = script.read_text().replace(plan["fileroot"], str(tmp_path / "root"))
     (target / "job.sbatch").write_text(text)
