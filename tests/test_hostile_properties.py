@@ -49,6 +49,8 @@ HOSTILE_FILES = st.one_of(
     mutated_text().map(lambda t: t.encode("utf-8")),
     flipped_bytes(),
     st.binary(max_size=300),
+    st.lists(st.sampled_from([b"\xef\xbb\xbf", b"---\n", b"...\n", b"%YAML 1.1\n", b"a: 1\n", b"\r\n", b"# c\n"]),
+             max_size=6).map(b"".join),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=200).map(lambda t: t.encode("utf-8")),
     st.integers(60, 200).map(lambda n: (("a:\n" + "  " * 0) + "".join("  " * i + "b:\n" for i in range(1, n))).encode()),
 )
@@ -68,7 +70,7 @@ def one_envelope(stdout: str) -> dict:
     return envelope
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(data=HOSTILE_FILES, flags=FLAGS)
 def test_hostile_files_never_crash_any_command(tmp_path, data, flags):
@@ -81,3 +83,41 @@ def test_hostile_files_never_crash_any_command(tmp_path, data, flags):
     one_envelope(stdout)
     assert code == json_code or (code == 1 and "E490" in stdout)  # a target may refuse a valid experiment
     run(["compile", *flags, "--out", str(tmp_path / "out"), str(path)])
+
+
+def _outcome(text: str, fast: bool):
+    from areal_compiler.source import SourceError, load_text
+
+    try:
+        source = load_text(text, "f.yaml", fast=fast)
+    except SourceError as exc:
+        return "error", exc.diagnostic.render()
+    return (repr(source.data), sorted(source.value_spans.items()), sorted(source.key_spans.items()),
+            [d.render() for d in source.problems])
+
+
+YAMLISH = st.one_of(mutated_text(), flipped_bytes().map(lambda b: b.decode("utf-8", "replace")),
+                    st.text(alphabet=st.sampled_from(list("ab:{}[]-,&*!|>'\"#\n\r %@`?\\\x85\u2028\ufeffé0.e+~\t")),
+                            max_size=120))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=YAMLISH)
+def test_libyaml_and_pure_python_loaders_agree(text):
+    """The libyaml path gives exactly the data, positions and diagnostics of the pure-Python path."""
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
+def test_the_examples_take_the_libyaml_path(monkeypatch):
+    from areal_compiler import source
+
+    if source.CLoader is None:
+        import pytest
+
+        pytest.skip("PyYAML without libyaml")
+    used = []
+    real = source._load
+    monkeypatch.setattr(source, "_load", lambda text, name, cls: used.append(cls) or real(text, name, cls))
+    for text in TEXTS:
+        source.load_text(text, "x.yaml")
+    assert used == [source.CLoader] * len(TEXTS)
