@@ -199,7 +199,7 @@ def test_broken_pipe_is_quiet(args):
 
 def test_broken_pipe_on_status_and_logs_of_a_real_run(tmp_path):
     env = dict(os.environ, AREAL_HOME=str(tmp_path / "home"))
-    demo = (ROOT / "examples" / "demo-cpu.yaml").read_text().replace("examples/demo/", f"{ROOT}/examples/demo/") \
+    demo = (ROOT / "examples" / "demo-cpu.yaml").read_text().replace("python3 demo/", f"python3 {ROOT}/examples/demo/") \
         .replace("--steps 5", "--steps 2").replace("base_port: 31000", "base_port: 31700")
     path = tmp_path / "demo.yaml"
     path.write_text(demo)
