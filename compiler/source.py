@@ -28,9 +28,18 @@ class Loader(yaml.SafeLoader):
     YAML 1.1 wants a dot and a signed exponent, so they would be text and `1e300` would be "got string"."""
 
 
-Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                             re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-                             list("-+0123456789."))
+# libyaml's parser and composer with the same resolvers: only a speed-up. It reads only files it reads exactly
+# like the pure-Python loader; anything it refuses or might read differently goes through `Loader` instead,
+# so every diagnostic comes from one place (tests compare both paths on the same inputs).
+CLoader = type("CLoader", (yaml.CSafeLoader,), {}) if getattr(yaml, "__with_libyaml__", False) else None
+# Where PyYAML and libyaml differ (found by the differential tests): tabs, `?` in flow plain scalars, a comment
+# glued to a block scalar header, byte-order marks and Unicode line breaks inside the text. Such files, and files
+# without a final line break (whose last collection ends elsewhere in libyaml), take the pure-Python path.
+PYTHON_ONLY = re.compile("[\t?\ufeff\x85\u2028\u2029]|[|>][-+0-9]*#")
+for _loader in (Loader, CLoader) if CLoader else (Loader,):
+    _loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                  re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                                  list("-+0123456789."))
 
 Path_ = tuple  # a path into the data: ("roles", "actor", "backend") or ("x", 0)
 
@@ -125,13 +134,25 @@ def load(path: str | Path, name: str | None = None) -> Source:
     return load_text(read_text(path, name), name)
 
 
-def load_text(text: str, name: str) -> Source:
+def load_text(text: str, name: str, fast: bool = True) -> Source:
+    """Load YAML text; `fast` tries libyaml first and falls back to the pure-Python loader on any doubt."""
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         raise _fail(name, "E104", "empty file", "an experiment needs at least experiment_name, trial_name, "
                                                 "compute and roles")
-    _check_depth(text, name)
+    if fast and CLoader is not None and text.endswith("\n") and not PYTHON_ONLY.search(text):
+        try:
+            source = _load(text, name, CLoader)
+            if not source.problems:
+                return source
+        except (SourceError, yaml.YAMLError):
+            pass  # the pure-Python loader says why, with its positions
+    return _load(text, name, Loader)
+
+
+def _load(text: str, name: str, loader_class: type) -> Source:
+    _check_depth(text, name, loader_class)
     try:
-        loader = Loader(text)
+        loader = loader_class(text)
     except yaml.reader.ReaderError as exc:  # a control character YAML does not allow
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -147,19 +168,24 @@ def load_text(text: str, name: str) -> Source:
             exc.context) else None
         raise _fail(name, "E105", f"YAML syntax error: {problem}", hint, span, text) from None
     except yaml.YAMLError as exc:
+        if loader_class is not Loader:
+            raise
         raise _fail(name, "E105", f"YAML syntax error: {exc}") from None
     finally:
         loader.dispose()
+    if node is None:  # no document at all (e.g. only a second byte-order mark)
+        raise _fail(name, "E104", "empty file", "an experiment needs at least experiment_name, trial_name, "
+                                                "compute and roles")
     source = Source(name, text, None)
-    source.data = _Walker(source, Loader("")).value(node, (), 0)
+    source.data = _Walker(source, Loader(""), loader_class is not Loader).value(node, (), 0)
     return source
 
 
-def _check_depth(text: str, name: str) -> None:
+def _check_depth(text: str, name: str, loader_class: type) -> None:
     """Reject absurd nesting from the event stream, before the (recursive) composer sees it."""
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=Loader):
+        for event in yaml.parse(text, Loader=loader_class):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -170,15 +196,18 @@ def _check_depth(text: str, name: str) -> None:
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError:
+        if loader_class is not Loader:
+            raise
         return  # the loader reports syntax errors with their position
 
 
 class _Walker:
     """Turns composed YAML nodes into plain data, recording spans, refusing duplicates and alias bombs."""
 
-    def __init__(self, source: Source, constructor: yaml.SafeLoader):
+    def __init__(self, source: Source, constructor: yaml.SafeLoader, fast: bool):
         self.source = source
         self.constructor = constructor
+        self.fast = fast  # nodes from libyaml, whose marks differ from PyYAML's for empty values
         self.count = 0
 
     def span(self, node: yaml.Node) -> Span:
@@ -197,6 +226,8 @@ class _Walker:
         if self.count > MAX_NODES:
             raise self.error("E106", f"more than {MAX_NODES} values after expanding aliases (an alias bomb?)",
                              node, "remove the nested anchors and aliases")
+        if self.fast and isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style:
+            raise yaml.YAMLError("libyaml places empty values elsewhere: load with the pure-Python loader")
         self.source.value_spans.setdefault(path, self.span(node))
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path, depth)

@@ -13,7 +13,12 @@ from areal_compiler.agent.state import read_run
 
 def _setup_error(tmp_path, plan) -> str:
     proc = start_agent(plan, "w/0", tmp_path / "run")
-    _, stderr = proc.communicate(timeout=30)  # a hang (a FIFO, /dev/zero) fails here
+    try:
+        _, stderr = proc.communicate(timeout=30)  # a hang (a FIFO, /dev/zero) fails here
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 2, stderr
     assert "Traceback" not in stderr and stderr.startswith("areal-agent: error: "), stderr
     return stderr

@@ -11,7 +11,7 @@ import pytest
 
 from agent_helpers import TOKEN, agent_url, make_plan, script, start_agent, wait_until, worker
 from areal_compiler.agent.client import AgentClient, AgentError
-from areal_compiler.agent.server import BODY_TIMEOUT, MAX_CONNECTIONS
+from areal_compiler.agent.server import MAX_CONNECTIONS
 
 SLEEP = script("import time; time.sleep(120)")
 
@@ -101,7 +101,7 @@ def test_short_body_is_a_quick_400(agent):
                                                       f"Authorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n"
                                                       '{"role"').encode()))
     assert status == 400 and "shorter than its Content-Length" in body["error"]
-    assert time.monotonic() - start < BODY_TIMEOUT + 2
+    assert time.monotonic() - start < 5  # was a 500 after 30 s
 
 
 def test_clients_that_vanish_mid_request_leave_no_traceback(agent):
