@@ -82,21 +82,39 @@ def cold(repeat: int, work: str) -> None:
         print(f"\nTorchX baseline absent ({TORCHX} not found); to include it: {TORCHX_HOWTO}")
 
 
-def throughput(rounds: int) -> None:
-    from areal_compiler.pipeline import compile_file
-    from areal_compiler.targets import names as target_names
+THROUGHPUT = """
+import sys, time
+from pathlib import Path
+from areal_compiler.pipeline import compile_file
+from areal_compiler.targets import names
+examples, rounds = sorted(Path(sys.argv[1]).glob("*.yaml")), int(sys.argv[2])
+compile_file(str(examples[0]), names())  # warm: imports, the agent bundle, the sbatch template
+start = time.perf_counter()
+for _ in range(rounds):
+    for example in examples:
+        assert compile_file(str(example), names()).ok, example
+print(rounds * len(examples) / (time.perf_counter() - start))
+"""
 
-    targets = target_names()
-    compile_file(str(EXAMPLES[0]), targets)  # warm imports, the agent bundle and the sbatch template
-    start, count = time.perf_counter(), 0
-    for _ in range(rounds):
-        for example in EXAMPLES:
-            if not compile_file(str(example), targets).ok:
-                raise SystemExit(f"{example} does not compile")
-            count += 1
-    elapsed = time.perf_counter() - start
-    print(f"\n## in-process: {len(EXAMPLES)} examples x {rounds}, targets {','.join(targets)}\n")
-    print(f"{count / elapsed:.1f} compiles/s ({elapsed / count * 1000:.2f} ms each)")
+
+def throughput(rounds: int, before: Path | None) -> None:
+    """Compiles per second of every example in one process (all targets), in chunks of ROUNDS; with BEFORE (an
+    older checkout with its own .venv), its chunks alternate with ours and the ratio is per pair of chunks."""
+    checkouts = {"this checkout": (PY, ROOT)}
+    if before is not None:
+        checkouts["before: " + str(before)] = (str(before / ".venv" / "bin" / "python"), before)
+    rates: dict[str, list[float]] = {name: [] for name in checkouts}
+    for _ in range(5):
+        for name, (python, checkout) in checkouts.items():
+            out = subprocess.run([python, "-c", THROUGHPUT, str(checkout / "examples"), str(rounds)],
+                                 capture_output=True, text=True, check=True)
+            rates[name].append(float(out.stdout))
+    print(f"\n## in-process: all examples x {rounds}, all targets, 5 interleaved chunks\n")
+    for name, values in rates.items():
+        ratio = ""
+        if name != "this checkout":
+            ratio = f"  (this checkout: {paired_ratio(rates, 'this checkout', name):.2f}x)"
+        print(f"{name:<46} {statistics.median(values):7.1f} compiles/s{ratio}")
 
 
 def synthetic(nodes: int) -> str:
@@ -160,14 +178,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds and small sizes (a smoke run)")
     parser.add_argument("--sizes", default=None, help="comma list of node counts for the sweep")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout with its own .venv (editable install) to compare throughput with")
     args = parser.parse_args()
-    repeat, rounds = (2, 2) if args.quick else (15, 50)
+    repeat, rounds = (2, 1) if args.quick else (15, 10)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1, 4] if args.quick else \
         [1, 4, 16, 64, 256, 1024]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {len(EXAMPLES)} examples\n")
     with tempfile.TemporaryDirectory(prefix="areal-bench-") as work:
         cold(repeat, work)
-        throughput(rounds)
+        throughput(rounds, args.before)
         sweep(sizes, work)
 
 
