@@ -98,7 +98,7 @@ class Runner:
             argv = [_fill(a, self.target_dir, self.run_dir) for a in proc["argv"]]
             if argv[0] == "python3" and Path(sys.executable).name.startswith("python3"):
                 argv[0] = sys.executable
-            env = {**os.environ, **self.launch["env"], **proc["env"], "AREAL_AGENT_TOKEN_FILE": token_file}
+            env = {**os.environ, **proc["env"], "AREAL_AGENT_TOKEN_FILE": token_file}
             (self.run_dir / proc["log"]).parent.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / "agents" / f"{proc['role']}.{proc['index']}.log", "ab") as agent_log:
                 self.agents[proc["name"]] = subprocess.Popen(

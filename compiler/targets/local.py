@@ -12,7 +12,7 @@ NAME = "local"
 ENTRY = "launch.json"
 BACKEND = "areal_compiler.runs.local"
 RUNS_HERE = True  # `areal run` and `areal start` use this target
-LAUNCH_VERSION = 2
+LAUNCH_VERSION = 1
 
 
 class Process(BaseModel):
@@ -36,7 +36,6 @@ class LaunchPlan(BaseModel):
     run_name: str  # experiment/trial
     fail_fast: bool
     heartbeat_interval: float
-    env: dict[str, str]  # what every process gets (stated once: the node addresses would grow with nodes x workers)
     processes: list[Process]
 
 
@@ -45,7 +44,7 @@ def launch_plan(plan: Plan) -> LaunchPlan:
     processes = []
     for w in plan.workers:
         name = f"{w.role}/{w.index}"
-        env = {}
+        env = {"AREAL_NODE_HOSTS": ",".join(["127.0.0.1"] * plan.nodes)}
         if visibility:
             env[visibility] = ",".join(str(d) for d in w.devices)
         log = f"logs/{w.role}/{w.index}.log"
@@ -57,7 +56,7 @@ def launch_plan(plan: Plan) -> LaunchPlan:
     return LaunchPlan(launch_version=LAUNCH_VERSION, run_id=plan.run_id,
                       run_name=f"{plan.experiment_name}/{plan.trial_name}",
                       fail_fast=plan.targets["local"]["fail_fast"], heartbeat_interval=plan.runtime["heartbeat_interval"],
-                      env={"AREAL_NODE_HOSTS": ",".join(["127.0.0.1"] * plan.nodes)}, processes=processes)
+                      processes=processes)
 
 
 def check(plan: Plan) -> list:
