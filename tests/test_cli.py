@@ -58,12 +58,37 @@ def test_help_and_validate_import_nothing_heavy(tmp_path):
     import subprocess
 
     cases = {"'--help'": "'kubernetes', 'ray', 'jinja2', 'jsonschema'",
-             f"'validate', {str(EXAMPLES[0])!r}": "'kubernetes', 'ray', 'jsonschema'"}
+             f"'validate', {str(EXAMPLES[0])!r}": "'kubernetes', 'ray', 'jsonschema', 'areal_compiler.cli_runs'"}
     for args, heavy in cases.items():
         code_ = code.replace("{heavy}", heavy)
         out = subprocess.run([sys.executable, "-c", code_.replace("{args}", args)], capture_output=True, text=True,
                              cwd=ROOT)
         assert "HEAVY=\n" in out.stderr, (args, out.stderr)
+
+
+def test_one_shot_commands_freeze_the_heap_and_operator_verbs_do_not():
+    """validate/compile pause the collector and freeze what they built (exit skips walking it); `run` and the
+    other long-running verbs keep the collector as it was."""
+    code = ("import gc, sys; from areal_compiler.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(f'FROZEN={gc.get_freeze_count()} ENABLED={gc.isenabled()}', file=sys.stderr)")
+    import subprocess
+    import re
+
+    def state(*args: str) -> tuple[int, str]:
+        err = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT).stderr
+        frozen, enabled = re.search(r"FROZEN=(\d+) ENABLED=(\w+)", err).groups()
+        return int(frozen), enabled
+
+    frozen, enabled = state("validate", str(EXAMPLES[0]))
+    assert frozen > 10_000 and enabled == "True"
+    assert state("run", "--help") == (0, "True")
+
+
+def test_lazy_operator_verbs_match_the_registered_ones():
+    from areal_compiler import cli, cli_runs
+
+    assert sorted(cli.OPERATOR_VERBS) == sorted(c.name for c in cli_runs.COMMANDS)
 
 
 def test_catalog_json():

@@ -5,9 +5,11 @@ Linear in workers: what a role's processes share (command, env, resources) is st
 worker carries only its placement and ports; the agent derives every process's environment from the plan."""
 from __future__ import annotations
 
-import json
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict
+
+from areal_compiler.canonical import canonical_json
 
 PLAN_VERSION = 2
 DRIVER = "driver"  # the role name of the driver (the controller); a user role may not use it
@@ -96,15 +98,16 @@ class Plan(Frozen):
         """The run name: <experiment>/<trial>."""
         return f"{self.experiment_name}/{self.trial_name}"
 
-    def to_json(self) -> str:
+    @cached_property
+    def json_text(self) -> str:
+        """plan.json's text, serialized once however many targets carry it (the plan is frozen)."""
         return canonical_json(self.model_dump(mode="json"))
+
+    def to_json(self) -> str:
+        return self.json_text
 
     def worker(self, role: str, index: int) -> Worker:
         return next(w for w in self.workers if w.role == role and w.index == index)
 
     def workers_of(self, role: str) -> list[Worker]:
         return [w for w in self.workers if w.role == role]
-
-
-def canonical_json(data) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

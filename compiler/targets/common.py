@@ -11,23 +11,25 @@ from areal_compiler.targets import Artifact
 
 
 @lru_cache(maxsize=1)
-def _agent() -> bytes:
-    """The agent bundle, built once per process (every target of every input carries the same bytes)."""
+def _agent() -> tuple[bytes, str]:
+    """The agent bundle and its sha256, built once per process (every target of every input carries them)."""
     from areal_compiler.bundle import agent_bundle
 
-    return agent_bundle()
+    agent = agent_bundle()
+    return agent, hashlib.sha256(agent).hexdigest()
 
 
 def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artifact]:
-    agent = _agent()
+    agent, agent_sha256 = _agent()
     files = own + [Artifact("plan.json", plan.to_json().encode()), Artifact("agent.pyz", agent)]
     manifest = {
         "generated_by": "areal compile (do not edit; recompile the experiment instead)",
         "target": target,
         "experiment": f"{plan.experiment_name}/{plan.trial_name}",
         "experiment_sha256": plan.experiment_sha256,
-        "agent_sha256": hashlib.sha256(agent).hexdigest(),
-        "files": {a.path: hashlib.sha256(a.content).hexdigest() for a in sorted(files, key=lambda a: a.path)},
+        "agent_sha256": agent_sha256,
+        "files": {a.path: agent_sha256 if a.content is agent else hashlib.sha256(a.content).hexdigest()
+                  for a in sorted(files, key=lambda a: a.path)},
     }
     return sorted(files + [Artifact("manifest.json", canonical_json(manifest).encode())], key=lambda a: a.path)
 

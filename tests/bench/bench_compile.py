@@ -1,10 +1,11 @@
-"""Benchmark: `areal compile` wall time in a fresh process, in-process throughput, and CLI start-up.
+"""Benchmark of `areal compile`: cold CPU against baselines in interleaved pairs, in-process throughput, scale sweep.
 
-Prints numbers (ratios against baselines measured in the same run); asserts nothing about time.
-Run: python tests/bench/bench_compile.py [--repeat N]"""
+Run by hand (`python tests/bench/bench_compile.py [--quick]`) for the README's numbers; prints tables, asserts no speed.
+TorchX 0.7.0 is the peer baseline when installed: $AREAL_BENCH_TORCHX or /tmp/areal-bench/torchx/bin/torchx."""
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -14,55 +15,180 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+TWO_NODE = ROOT / "examples" / "two-node-decoupled.yaml"
+TORCHX = Path(os.environ.get("AREAL_BENCH_TORCHX", "/tmp/areal-bench/torchx/bin/torchx"))
+TORCHX_HOWTO = ("python3 -m venv /tmp/areal-bench/torchx && /tmp/areal-bench/torchx/bin/pip install torchx==0.7.0 "
+                "(or point AREAL_BENCH_TORCHX at a torchx executable)")
+PY = sys.executable
+AREAL = [PY, "-m", "areal_compiler"]
 
 
-def wall(argv: list[str], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return times
+def run_child(argv: list[str], cwd: str | None = None) -> tuple[float, float, int]:
+    """(CPU seconds, wall seconds, peak RSS in KiB) of one fresh process and the children it waited for."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        if child.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"benchmark command failed ({child.returncode}): {' '.join(argv)}\n"
+                             f"{err.read().decode(errors='replace')[-2000:]}")
+    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
 
 
-def show(name: str, times: list[float], baseline: float | None = None) -> float:
-    median = statistics.median(times)
-    ratio = f"  ({median / baseline:.2f}x baseline)" if baseline else ""
-    print(f"{name:<52} median {median * 1000:7.1f} ms  min {min(times) * 1000:7.1f} ms{ratio}")
-    return median
+def interleaved(commands: dict[str, list[str]], repeat: int, cwd: str | None = None) -> dict[str, list[float]]:
+    """CPU seconds of every command, run in rounds (one run of each per round, order rotated each round), so a
+    slow spell of the machine hits every command alike and each round is a fair pair."""
+    names = list(commands)
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(repeat):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            cpu[name].append(run_child(commands[name], cwd)[0])
+    return cpu
+
+
+def paired_ratio(cpu: dict[str, list[float]], name: str, base: str) -> float:
+    """Median of the per-round ratios name/base."""
+    return statistics.median(a / b for a, b in zip(cpu[name], cpu[base]))
+
+
+def cold(repeat: int, work: str) -> None:
+    commands = {
+        "python -c pass": [PY, "-c", "pass"],
+        "import floor: click, pydantic, yaml, jinja2": [PY, "-c", "import click, pydantic, yaml, jinja2"],
+        "areal --help": [*AREAL, "--help"],
+        "areal validate two-node-decoupled": [*AREAL, "validate", str(TWO_NODE)],
+        "areal compile two-node-decoupled": [*AREAL, "compile", str(TWO_NODE), "--out", f"{work}/cold"],
+    }
+    torchx = TORCHX.is_file()
+    if torchx:
+        Path(work, "train.py").write_text("print('hello')\n")
+        commands["torchx 0.7.0 slurm dry-run dist.ddp -j 2x8"] = [
+            str(TORCHX), "run", "--dryrun", "--scheduler", "slurm", "dist.ddp", "-j", "2x8", "--script", "train.py"]
+    cpu = interleaved(commands, repeat, cwd=work)
+    print(f"## cold start: CPU (user+sys) of a fresh process, {repeat} interleaved rounds\n")
+    print(f"{'command':<46} {'median':>9} {'min':>9}  paired ratios (median of per-round ratios)")
+    compile_name = "areal compile two-node-decoupled"
+    for name, times in cpu.items():
+        ratios = []
+        if name.startswith("areal"):
+            ratios.append(f"{paired_ratio(cpu, name, 'import floor: click, pydantic, yaml, jinja2'):.2f}x import floor")
+        if name == compile_name and torchx:
+            ratios.append(f"{paired_ratio(cpu, name, 'torchx 0.7.0 slurm dry-run dist.ddp -j 2x8'):.2f}x torchx")
+        print(f"{name:<46} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms  {', '.join(ratios)}")
+    if not torchx:
+        print(f"\nTorchX baseline absent ({TORCHX} not found); to include it: {TORCHX_HOWTO}")
+
+
+THROUGHPUT = """
+import sys, time
+from pathlib import Path
+from areal_compiler.pipeline import compile_file
+from areal_compiler.targets import names
+examples, rounds = sorted(Path(sys.argv[1]).glob("*.yaml")), int(sys.argv[2])
+compile_file(str(examples[0]), names())  # warm: imports, the agent bundle, the sbatch template
+start = time.perf_counter()
+for _ in range(rounds):
+    for example in examples:
+        assert compile_file(str(example), names()).ok, example
+print(rounds * len(examples) / (time.perf_counter() - start))
+"""
+
+
+def throughput(rounds: int, before: Path | None) -> None:
+    """Compiles per second of every example in one process (all targets), in chunks of ROUNDS; with BEFORE (an
+    older checkout with its own .venv), its chunks alternate with ours and the ratio is per pair of chunks."""
+    checkouts = {"this checkout": (PY, ROOT)}
+    if before is not None:
+        checkouts["before: " + str(before)] = (str(before / ".venv" / "bin" / "python"), before)
+    rates: dict[str, list[float]] = {name: [] for name in checkouts}
+    for _ in range(5):
+        for name, (python, checkout) in checkouts.items():
+            out = subprocess.run([python, "-c", THROUGHPUT, str(checkout / "examples"), str(rounds)],
+                                 capture_output=True, text=True, check=True)
+            rates[name].append(float(out.stdout))
+    print(f"\n## in-process: all examples x {rounds}, all targets, 5 interleaved chunks\n")
+    for name, values in rates.items():
+        ratio = ""
+        if name != "this checkout":
+            ratio = f"  (this checkout: {paired_ratio(rates, 'this checkout', name):.2f}x)"
+        print(f"{name:<46} {statistics.median(values):7.1f} compiles/s{ratio}")
+
+
+def synthetic(nodes: int) -> str:
+    """An experiment on NODES GPU_8xH100 nodes with 6 workers and 6 forks per node: 4 training ranks (1 device
+    each) with a forked colocated reference model, 2 inference instances (2 devices each) with a forked proxy."""
+    return f"""experiment_name: scale-{nodes}
+trial_name: trial0
+compute: {{accelerator: GPU_8xH100, num_accelerators: {nodes * 8}}}
+image: ghcr.io/areal-project/areal-runtime:v2.0.0-sglang
+fileroot: /shared/areal/experiments
+roles:
+  rollout:
+    backend: "sglang:d{nodes * 2}t2"
+    cmd: python3 -m areal.infra.rpc.rpc_server --log-level info
+  actor:
+    backend: "fsdp:d{nodes * 4}"
+    cmd: python3 -m areal.infra.rpc.rpc_server --log-level info
+    scheduling_spec: {{env_vars: {{NCCL_DEBUG: WARN}}}}
+  ref:
+    backend: "fsdp:d{nodes * 4}"
+    cmd: python3 -m areal.infra.rpc.rpc_server --log-level info
+    scheduling_strategy: {{type: colocation, target: actor, fork: true}}
+  proxy:
+    cmd: python3 -m areal.experimental.openai.proxy.proxy_rollout_server
+    scheduling_spec: {{cpu: 2, mem: 8, port_count: 1}}
+    scheduling_strategy: {{type: colocation, target: rollout, fork: true}}
+staleness: {{max_head_offpolicyness: 2, max_concurrent_rollouts: 256, consumer_batch_size: 256}}
+slurm: {{partition: gpu, time: "24:00:00"}}
+"""
+
+
+def _growth(now: float, before: float | None) -> str:
+    return f"{now / before:5.2f}x" if before else "    -"
+
+
+def sweep(sizes: list[int], work: str) -> None:
+    print("\n## scale sweep: cold `areal compile` of a synthetic experiment (6 workers + 6 forks per node)")
+    print("growth = this size / the previous size (4x nodes: ~4x is linear, ~16x is quadratic)\n")
+    print(f"{'nodes':>5} {'CPU':>8} {'growth':>6} {'peak RSS':>9} {'growth':>6}  torchx -j Nx8  largest files (growth)")
+    previous: dict[str, float] = {}
+    for nodes in sizes:
+        spec = Path(work, f"scale-{nodes}.yaml")
+        spec.write_text(synthetic(nodes))
+        out = Path(work, f"scale-{nodes}")
+        cpu, _, rss = run_child([*AREAL, "compile", str(spec), "--out", str(out)])
+        torchx = "absent"
+        if TORCHX.is_file():
+            t_cpu = run_child([str(TORCHX), "run", "--dryrun", "--scheduler", "slurm", "dist.ddp",
+                               "-j", f"{nodes}x8", "--script", "train.py"], cwd=work)[0]
+            torchx = f"{t_cpu:6.2f} s"
+        sizes_now = {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*") if p.is_file()}
+        files = sorted((s, rel) for rel, s in sizes_now.items() if not rel.endswith("agent.pyz"))[-4:]
+        shown = ", ".join(f"{rel} {s / 1024:.0f} KiB ({_growth(s, previous.get(rel)).strip()})"
+                          for s, rel in reversed(files))
+        print(f"{nodes:>5} {cpu:7.2f}s {_growth(cpu, previous.get('cpu'))} {rss / 1024:7.0f}Mi "
+              f"{_growth(rss, previous.get('rss'))}  {torchx:>13}  {shown}")
+        previous = {"cpu": cpu, "rss": rss, **sizes_now}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=10)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few rounds and small sizes (a smoke run)")
+    parser.add_argument("--sizes", default=None, help="comma list of node counts for the sweep")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout with its own .venv (editable install) to compare throughput with")
     args = parser.parse_args()
-    py = sys.executable
-    print(f"python {sys.version.split()[0]}, {len(EXAMPLES)} examples, {args.repeat} runs each\n")
-    bare = show("python -c pass (interpreter start)", wall([py, "-c", "pass"], args.repeat))
-    click_import = show("python -c 'import click' (baseline for --help)", wall([py, "-c", "import click"], args.repeat))
-    show("areal --help", wall([py, "-m", "areal_compiler", "--help"], args.repeat), click_import)
-    show("areal validate (one example)", wall([py, "-m", "areal_compiler", "validate", str(EXAMPLES[0])],
-                                              args.repeat), click_import)
-    with tempfile.TemporaryDirectory() as tmp:
-        example = ROOT / "examples" / "two-node-decoupled.yaml"
-        show("areal compile two-node-decoupled --target all",
-             wall([py, "-m", "areal_compiler", "compile", str(example), "--out", f"{tmp}/o"], args.repeat), bare)
-
-    from areal_compiler.pipeline import compile_file
-    from areal_compiler.targets import names as target_names
-
-TARGETS = target_names()
-
-    compile_file(str(EXAMPLES[0]), TARGETS)  # warm imports and the agent bundle
-    start = time.perf_counter()
-    count = 0
-    for _ in range(100):
-        for example in EXAMPLES:
-            assert compile_file(str(example), TARGETS).ok
-            count += 1
-    elapsed = time.perf_counter() - start
-    print(f"\nin-process: {count} compiles (all examples x 100, targets {','.join(TARGETS)}) in {elapsed:.2f} s"
-          f" = {count / elapsed:.1f} compiles/s, {elapsed / count * 1000:.2f} ms each")
+    repeat, rounds = (2, 1) if args.quick else (15, 10)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1, 4] if args.quick else \
+        [1, 4, 16, 64, 256, 1024]
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {len(EXAMPLES)} examples\n")
+    with tempfile.TemporaryDirectory(prefix="areal-bench-") as work:
+        cold(repeat, work)
+        throughput(rounds, args.before)
+        sweep(sizes, work)
 
 
 if __name__ == "__main__":
