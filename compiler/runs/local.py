@@ -23,6 +23,7 @@ from areal_compiler.runs.paths import machine_run_dir
 from areal_compiler.runs.registry import RunRecord, load, save
 
 POLL = 0.2  # seconds between looks at the agents
+CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN")  # never inherited from the shell
 
 
 def read_launch(target_dir: Path) -> dict:
@@ -98,7 +99,8 @@ class Runner:
             argv = [_fill(a, self.target_dir, self.run_dir) for a in proc["argv"]]
             if argv[0] == "python3" and Path(sys.executable).name.startswith("python3"):
                 argv[0] = sys.executable
-            env = {**os.environ, **proc["env"], "AREAL_AGENT_TOKEN_FILE": token_file}
+            inherited = {k: v for k, v in os.environ.items() if k not in CLUSTER_VARS}  # every node is here
+            env = {**inherited, **proc["env"], "AREAL_AGENT_TOKEN_FILE": token_file}
             (self.run_dir / proc["log"]).parent.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / "agents" / f"{proc['role']}.{proc['index']}.log", "ab") as agent_log:
                 self.agents[proc["name"]] = subprocess.Popen(

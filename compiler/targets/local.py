@@ -44,7 +44,7 @@ def launch_plan(plan: Plan) -> LaunchPlan:
     processes = []
     for w in plan.workers:
         name = f"{w.role}/{w.index}"
-        env = {"AREAL_NODE_HOSTS": ",".join(["127.0.0.1"] * plan.nodes)}
+        env = {}  # no AREAL_NODE_HOSTS: the agent then places every logical node on this machine (127.0.0.1)
         if visibility:
             env[visibility] = ",".join(str(d) for d in w.devices)
         log = f"logs/{w.role}/{w.index}.log"
