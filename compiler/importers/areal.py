@@ -203,7 +203,9 @@ def _driver(b: Builder, driver: str) -> None:
         argv = []
     if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
         driver = f"{driver} --config {CONFIG_NAME}"
-    b.put(("driver", "cmd"), driver, origin=Origin(None, None, label="--driver"))
+    origin = Origin(None, None, label="--driver")
+    b.put(("driver", "cmd"), driver, origin=origin)
+    b.origins[("driver",)] = b.key_origins[("driver",)] = origin
 
 
 def _default_target(b: Builder, targets: tuple[str, ...]) -> None:

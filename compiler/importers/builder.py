@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from areal_compiler.diagnostics import Diagnostic
 from areal_compiler.importers.imported import ImportedSource
-from areal_compiler.importers.interpolate import Origin, Resolved, dotted
+from areal_compiler.importers.interpolate import Origin, Resolved, RunTime, dotted
 from areal_compiler.source import Source
 
 
@@ -39,6 +39,10 @@ class Builder:
 
     def put(self, ours: tuple, value, upstream: tuple | None = None, origin: Origin | None = None) -> None:
         """Set our value at `ours`; its positions (and its children's) come from `upstream` or `origin`."""
+        late = _run_time(value)
+        if late is not None and upstream is not None:
+            self.error("E503", f"`{late.text}` is resolved only when the training script starts, but the compiler "
+                               "needs this value now", tuple(upstream), "write the value into the config")
         node = self.data
         for key in ours[:-1]:
             node = node.setdefault(key, {})
@@ -90,3 +94,10 @@ class Builder:
 
 
 _ABSENT = object()
+
+
+def _run_time(value) -> RunTime | None:
+    if isinstance(value, RunTime):
+        return value
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next((found for found in map(_run_time, children) if found is not None), None)

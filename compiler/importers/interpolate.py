@@ -24,9 +24,18 @@ class Origin:
 
 
 class InterpolationError(Exception):
-    def __init__(self, diagnostic: Diagnostic):
+    def __init__(self, diagnostic: Diagnostic, cycle: frozenset = frozenset()):
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        self.cycle = cycle
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """A value only the training script can know (`${oc.env:...}` and other resolvers): fine upstream, where the
+    script resolves it on its node; an error only if the compiler needs the value (importers/builder.py)."""
+
+    text: str
 
 
 @dataclass
@@ -44,11 +53,14 @@ def resolve(source: Source) -> Resolved:
     resolver = _Resolver(source)
     out = Resolved({}, resolver.origins, dict(source.key_spans))
     data = source.data if isinstance(source.data, dict) else {}
+    cycles: set[frozenset] = set()
     for key in data:
         try:
             out.data[key] = resolver.value((key,))
         except InterpolationError as exc:
-            out.problems.append(exc.diagnostic)
+            if not exc.cycle or exc.cycle not in cycles:
+                out.problems.append(exc.diagnostic)
+            cycles.add(exc.cycle)
             out.data[key] = None
             resolver.stack.clear()
     out.key_spans.update(resolver.key_spans)
@@ -96,8 +108,10 @@ class _Resolver:
     def _resolve(self, path: tuple, raw):
         if path in self.stack:
             cycle = self.stack[self.stack.index(path):] + [path]
-            raise self.error("E502", "interpolation cycle: " + " -> ".join(dotted(p) for p in cycle), path,
+            exc = self.error("E502", "interpolation cycle: " + " -> ".join(dotted(p) for p in cycle), path,
                              "one of these values must be written out")
+            exc.cycle = frozenset(cycle)
+            raise exc
         self.stack.append(path)
         span = self.source.value_spans.get(path)
         if isinstance(raw, dict):
@@ -114,6 +128,10 @@ class _Resolver:
         return value
 
     def _interpolate(self, path: tuple, raw: str, span: Span | None):
+        if any(":" in m.group(1) for m in REF.finditer(raw)):
+            self._check_resolvers(raw, path)
+            self.origins[path] = Origin(self.source, span)
+            return RunTime(raw)
         whole = WHOLE.match(raw)
         if whole:
             target = self._target(whole.group(1), path)
@@ -124,6 +142,9 @@ class _Resolver:
         for match in REF.finditer(raw):
             target = self._target(match.group(1), path)
             part = self.value(target, asked_by=path)
+            if isinstance(part, RunTime):
+                self.origins[path] = Origin(self.source, span, ((match.group(0), span),))
+                return RunTime(raw)
             if isinstance(part, (dict, list)):
                 raise self.error("E505", f"`{match.group(0)}` is a {'mapping' if isinstance(part, dict) else 'list'}"
                                  " and cannot be part of a string", path,
@@ -138,16 +159,15 @@ class _Resolver:
         self.origins[path] = Origin(self.source, span, tuple((m.group(0), span) for m, _ in parts))
         return "".join(out).replace("\\${", "${")
 
+    def _check_resolvers(self, raw: str, path: tuple) -> None:
+        for match in REF.finditer(raw):
+            name = match.group(1).split(":", 1)[0].strip()
+            if not re.fullmatch(r"[A-Za-z_][\w.]*", name):
+                raise self.error("E504", f"`{match.group(0)}` is not a valid resolver call", path,
+                                 "write e.g. ${oc.env:HOME}")
+
     def _target(self, expr: str, path: tuple) -> tuple:
         expr = expr.strip()
-        if ":" in expr:
-            resolver = expr.split(":", 1)[0]
-            if resolver == "oc.env":
-                raise self.error("E503", f"`${{{expr}}}` reads an environment variable when the training script "
-                                 "starts; a compiled job must not depend on the compiling machine's environment",
-                                 path, "write the value into the config, or set it through --overlay")
-            raise self.error("E504", f"resolver `{resolver}` in `${{{expr}}}` is not supported", path,
-                             "only plain references such as ${actor.path} are resolved at compile time")
         if not expr or expr.strip(".") == "":
             raise self.error("E504", f"`${{{expr}}}` is not a reference", path, "write e.g. ${actor.path}")
         dots = len(expr) - len(expr.lstrip("."))

@@ -138,7 +138,7 @@ def _env_text(value) -> str:
 
 def _secret_warnings(b: Builder, where: tuple, env: dict) -> None:
     for key in env:
-        if any(word in key.upper() for word in SECRET_WORDS) and env[key]:
+        if set(key.upper().split("_")) & set(SECRET_WORDS) and env[key]:
             b.note("W508", f"`{key}` looks like a secret: as a plain env var its value would be written into "
                            "every artifact", where + (key,), "move it to `secrets:` with --overlay "
                                                               "(secrets: {KEY: {file: /path/to/value}})", key=True)
