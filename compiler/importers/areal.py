@@ -104,7 +104,7 @@ def _derive(b: Builder, nodes: int, per_node: int, used: int) -> tuple[str, int]
         b.note("W504", "accelerator type derived: CPU (cluster.n_gpus_per_node is 0)", at)
         return "CPU", 0
     size, why = per_node, f"cluster.n_gpus_per_node is {per_node}"
-    if nodes == 1 and 0 < used < per_node:
+    if nodes == 1 and 0 < used < per_node and f"GPU_{used}xANY" in CATALOG:
         size, why = used, f"the roles use {used} of the node's {per_node} devices"
     name = f"GPU_{size}xANY"
     if name not in CATALOG:
