@@ -15,9 +15,10 @@ def apply_overlay(target: ImportedSource, overlay: Source) -> None:
                     "driver, roles, ...)", "see README: Importing upstream AReaL configs")
     target.problems += overlay.problems
     _merge(target, overlay, target.data, overlay.data, ())
-    if "compute" in overlay.data and "accelerator" in (overlay.data["compute"] or {}) and \
-            "num_accelerators" not in overlay.data["compute"]:
+    compute = overlay.data.get("compute")
+    if isinstance(compute, dict) and "accelerator" in compute and "num_accelerators" not in compute:
         _renumber(target, overlay)
+        target.problems = [d for d in target.problems if d.code != "W504"]  # no longer derived
 
 
 def _merge(target: ImportedSource, overlay: Source, into: dict, data: dict, path: tuple) -> None:
@@ -32,7 +33,7 @@ def _merge(target: ImportedSource, overlay: Source, into: dict, data: dict, path
             target.upstream_paths.pop(known, None)
         for sub, span in overlay.value_spans.items():
             if sub[:len(here)] == here:
-                target.origins[sub] = Origin(overlay, span, label="(from the overlay)")
+                target.origins[sub] = Origin(overlay, span, label="set in the overlay")
         if here in overlay.key_spans:
             target.key_origins[here] = Origin(overlay, overlay.key_spans[here])
 

@@ -44,6 +44,10 @@ def upstream_roles(b: Builder) -> list[tuple[str, tuple, str]]:
 
 def translate_roles(b: Builder, cpu_only: bool) -> None:
     for name, at, kind in upstream_roles(b):
+        if b.get(*at) is None:
+            b.error("E510", f"no `{'.'.join(at)}` engine: upstream needs at least its `backend`", at,
+                    f"add {at[-1]}: {{backend: \"fsdp:d8\"}}")
+            continue
         if not isinstance(b.get(*at), dict):
             b.error("E511", f"`{'.'.join(at)}` must be a mapping (an engine config)", at)
             continue
