@@ -4,6 +4,7 @@ Expectations live in corpus_expectations.yaml; the folder is optional on a devel
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from helpers import ROOT, areal
 CORPUS = ROOT.parent / "shared" / "corpus" / "areal"
 EXPECTED = yaml.safe_load((Path(__file__).parent / "corpus_expectations.yaml").read_text())["files"]
 NAMES = sorted(p.name for p in CORPUS.glob("*.yaml")) if CORPUS.is_dir() else []
+if not CORPUS.is_dir() and os.environ.get("AREAL_REQUIRE_CORPUS") == "1":  # CI: a missing corpus must fail
+    raise RuntimeError(f"AREAL_REQUIRE_CORPUS=1 but there is no upstream corpus at {CORPUS}")
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no upstream corpus at {CORPUS}")
 
 
