@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from areal_compiler.diagnostics import Span
 from areal_compiler.importers.builder import Builder
 from areal_compiler.importers.imported import ImportedSource
 from areal_compiler.importers.interpolate import Origin, resolve
@@ -156,12 +157,12 @@ def _legacy_allocation(b: Builder) -> None:
         allocation = parse_allocation(text)
     except AllocationError as exc:
         span = b.origin(at).span
-        line = b.source.line(span.line) or "" if span else ""
-        quote = 1 if span and line[span.col - 1:span.col] in "\"'" else 0
-        from areal_compiler.diagnostics import Span
-        b.diagnostics.append(b.source.diagnostic(
-            exc.code, f"invalid allocation_mode `{text}`: {exc.message}", at, exc.hint,
-            span=Span(span.line, span.col + quote + exc.offset) if span else None))
+        if span is not None:  # the caret points inside the string, past an opening quote
+            line = b.source.line(span.line) or ""
+            quote = 1 if line[span.col - 1:span.col] in ("\"", "'") else 0
+            span = Span(span.line, span.col + quote + exc.offset)
+        b.diagnostics.append(b.source.diagnostic(exc.code, f"invalid allocation_mode `{text}`: {exc.message}",
+                                                 at, exc.hint, span=span))
         return
     for single in allocation.singles():
         name = single.name or ("rollout" if single.kind == "inference" else "actor")

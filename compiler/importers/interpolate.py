@@ -82,7 +82,7 @@ class _Resolver:
     def error(self, code: str, message: str, at: tuple, hint: str | None = None) -> InterpolationError:
         return InterpolationError(self.source.diagnostic(code, message, at, hint))
 
-    def value(self, path: tuple, asked_by: tuple | None = None):
+    def value(self, path: tuple, asked_by: tuple | None = None, ref: str | None = None):
         """The resolved value at `path` (a path into the resolved tree)."""
         if path in self.done:
             return self.done[path]
@@ -92,17 +92,18 @@ class _Resolver:
                 self.value(path[:i])  # an interpolated prefix: resolving it records its whole subtree
                 if path in self.done:
                     return self.done[path]
-                raise self._missing(path, path[:i], asked_by)
+                raise self._missing(path, path[:i], asked_by, ref)
             raw = _child(raw, key)
             if raw is _MISSING:
-                raise self._missing(path, path[:i], asked_by)
+                raise self._missing(path, path[:i], asked_by, ref)
         return self._resolve(path, raw)
 
-    def _missing(self, path: tuple, parent: tuple, asked_by: tuple | None) -> InterpolationError:
+    def _missing(self, path: tuple, parent: tuple, asked_by: tuple | None, ref: str | None) -> InterpolationError:
         container = self.done.get(parent) if parent in self.done else _walk(self.source.data, parent)
         choices = [str(k) for k in container] if isinstance(container, dict) else []
         hint = did_you_mean(str(path[len(parent)]), choices) if choices else None
-        return self.error("E501", f"`${{{dotted(path)}}}` refers to a key that does not exist", asked_by or path,
+        what = f"`{ref}` refers to `{dotted(path)}`" if ref else f"`{dotted(path)}`"
+        return self.error("E501", f"{what}, a key that does not exist", asked_by or path,
                           hint or "check the spelling; references are absolute, from the top of the file")
 
     def _resolve(self, path: tuple, raw):
@@ -120,6 +121,8 @@ class _Resolver:
             value = [self.value(path + (i,)) for i in range(len(raw))]
         elif isinstance(raw, str) and REF.search(raw):
             value = self._interpolate(path, raw, span)
+        elif isinstance(raw, str):
+            value = raw.replace("\\${", "${")  # an escaped reference is literal text, as in OmegaConf
         else:
             value = raw
         self.stack.pop()
@@ -135,13 +138,13 @@ class _Resolver:
         whole = WHOLE.match(raw)
         if whole:
             target = self._target(whole.group(1), path)
-            value = self.value(target, asked_by=path)
+            value = self.value(target, asked_by=path, ref=raw)
             self._copy(target, path, (raw, span))
             return value
         parts = []
         for match in REF.finditer(raw):
             target = self._target(match.group(1), path)
-            part = self.value(target, asked_by=path)
+            part = self.value(target, asked_by=path, ref=match.group(0))
             if isinstance(part, RunTime):
                 self.origins[path] = Origin(self.source, span, ((match.group(0), span),))
                 return RunTime(raw)
@@ -200,7 +203,7 @@ _MISSING = object()
 
 def _child(node, key):
     if isinstance(node, dict):
-        return node.get(key, _MISSING) if key in node else _MISSING
+        return node.get(key, _MISSING)
     if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
         return node[key]
     return _MISSING

@@ -24,7 +24,11 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
     if not isinstance(source.data, dict):
         raise _fail(source.name, "E511", "an upstream AReaL config is a mapping of keys (experiment_name, "
                     "cluster, actor, ...)")
-    imported = import_areal(source, Path(path).read_bytes(), options.accelerator, options.driver, names())
+    try:
+        raw = Path(path).read_bytes()  # the original bytes travel with the artifacts, unchanged
+    except OSError as exc:
+        raise _fail(source.name, "E101", f"cannot read file: {exc.strerror}") from None
+    imported = import_areal(source, raw, options.accelerator, options.driver, names())
     imported.problems = list(source.problems) + imported.problems
     if options.overlay:
         from areal_compiler.importers.overlay import apply_overlay

@@ -12,6 +12,8 @@ DATA_GUARD = "python3 -m areal.infra.rpc.guard"  # upstream's default data-servi
 SPEC_KEYS = {"cpu", "mem", "port_count", "image", "env_vars"}
 IGNORED_SPEC_KEYS = {"task_type", "ray_placement_strategy", "gpu"}  # gpu: the backend decides it
 SLURM_SPEC_KEYS = {"nodelist", "exclude"}
+KNOWN_SPEC_KEYS = SPEC_KEYS | IGNORED_SPEC_KEYS | SLURM_SPEC_KEYS | {
+    "cmd", "container_type", "mount", "additional_bash_cmds", "srun_additional_args"}
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
@@ -43,6 +45,9 @@ def upstream_roles(b: Builder) -> list[tuple[str, tuple, str]]:
 
 
 def translate_roles(b: Builder, cpu_only: bool) -> None:
+    for block in ("cluster", "scheduler", "rollout", "train_dataset"):
+        if b.get(block) is not None and not isinstance(b.get(block), dict):
+            b.error("E511", f"`{block}` must be a mapping", (block,))
     for name, at, kind in upstream_roles(b):
         if b.get(*at) is None:
             b.error("E510", f"no `{'.'.join(at)}` engine: upstream needs at least its `backend`", at,
@@ -67,13 +72,11 @@ def _engine(b: Builder, name: str, at: tuple, kind: str, cpu_only: bool) -> None
                 "upstream requires one per engine, e.g. backend: \"fsdp:d4\" (or sglang:d4 for rollout)", key=True)
         return
     size = _instance_size(backend) if kind == "inference" and backend else 1
-    if backend is None:
-        pass
-    elif cpu_only:
+    if backend is not None and cpu_only:  # CPU nodes: the backend's worker count, no devices
         workers = _workers(backend, kind)
         if workers is not None:
             b.put(("roles", name, "replicas"), workers, at + ("backend",))
-    else:
+    elif backend is not None:
         b.put(("roles", name, "backend"), backend, at + ("backend",))
     _spec(b, name, at, size)
     _strategy(b, name, at)
@@ -128,8 +131,7 @@ def _spec(b: Builder, name: str, at: tuple, scale: int) -> None:
             b.note("W505", f"`{key}` is not carried over: areal compile never runs configuration text as shell",
                    where + (key,), "install what it sets up into the image, or run it in the role's own program",
                    key=True)
-        elif key not in IGNORED_SPEC_KEYS and key not in SPEC_KEYS | SLURM_SPEC_KEYS | {"cmd", "container_type",
-                                                                                       "mount"}:
+        elif key not in KNOWN_SPEC_KEYS:
             b.error("E512", f"unknown scheduling_spec key `{key}`", where + (key,),
                     "upstream's SchedulingSpec has no such field either", key=True)
 
@@ -159,12 +161,12 @@ def _strategy(b: Builder, name: str, at: tuple) -> None:
 
 def _eval_rollout(b: Builder, name: str, at: tuple) -> None:
     """Upstream's PPO trainer forks eval-rollout workers onto the rollout servers (gpu 0, colocated)."""
-    origin = b.origin(at)
-    b.put(("roles", name, "scheduling_strategy"), {"type": "colocation", "target": "rollout"}, origin=origin)
+    b.put(("roles", name, "scheduling_strategy"), {"type": "colocation", "target": "rollout"}, origin=b.origin(at))
     spec = b.data.get("roles", {}).get("rollout", {}).get("scheduling_spec", {})
     for key in ("cpu", "mem", "port_count"):
         if key in spec:
-            b.put(("roles", name, "scheduling_spec", key), spec[key], origin=origin)
+            where = ("roles", "rollout", "scheduling_spec", key)
+            b.put(("roles", name, "scheduling_spec", key), spec[key], origin=b.origins.get(where, b.origin(at)))
 
 
 def _data_service(b: Builder, name: str, at: tuple) -> None:

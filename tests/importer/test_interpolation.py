@@ -65,3 +65,19 @@ def test_environment_resolver_in_a_launch_setting_is_a_located_error(tmp_path):
 def test_mapping_inside_a_string_is_an_error(tmp_path):
     _, checked = imported(tmp_path, GSM8K.replace("path: openai/gsm8k", "path: x-${actor.scheduling_spec}"))
     assert [c for c, _, _ in codes(checked) if c.startswith("E")] == ["E505"]
+
+
+def test_escaped_reference_is_literal_text(tmp_path):
+    source, checked = imported(tmp_path, GSM8K.replace("cmd: python3 -m areal.infra.rpc.rpc_server",
+                                                        "cmd: python3 -m x --tag \\${not.a.ref}"))
+    assert checked.ok and source.data["roles"]["actor"]["cmd"] == "python3 -m x --tag ${not.a.ref}"
+
+
+def test_relative_reference_error_names_what_was_written(tmp_path):
+    _, checked = imported(tmp_path, GSM8K.replace("${train_dataset.batch_size}", "${..nope}"))
+    assert "`${..nope}` refers to `nope`" in only(checked, "E501").message
+
+
+def test_a_block_that_is_not_a_mapping_is_located(tmp_path):
+    _, checked = imported(tmp_path, GSM8K.replace("scheduler:\n  type: null", "scheduler: 3"))
+    assert only(checked, "E511").span.line == 8 and not checked.ok
