@@ -35,8 +35,8 @@ def IMPORT_OPTIONS(command):  # noqa: N802 - used as a decorator, like click's o
                      help="Input format: auto recognizes upstream AReaL configs by their shape; areal forces it."),
         click.option("--accelerator", metavar="TYPE", expose_value=False, callback=_remember, is_eager=True,
                      help="Upstream configs only: the node type (see `areal catalog`); else derived, with a warning."),
-        click.option("--driver", metavar="CMD", expose_value=False, callback=_remember, is_eager=True,
-                     help="Upstream configs only: the training script's command line; gets --config areal-config.yaml."),
+        click.option("--driver", metavar="CMD", expose_value=False, callback=_remember, is_eager=True, help=(
+                     "Upstream configs only: the training script's command line (gets --config areal-config.yaml).")),
         click.option("--overlay", metavar="FILE", type=click.Path(dir_okay=False, path_type=str), expose_value=False,
                      callback=_remember, is_eager=True,
                      help="Upstream configs only: a YAML file of our own keys laid over the imported experiment."),

@@ -1,4 +1,4 @@
-"""`${...}` in upstream configs: whole mappings and lists, located errors for missing targets, cycles, run-time resolvers."""
+"""`${...}` in upstream configs: whole mappings and lists; located errors for missing targets, cycles, resolvers."""
 from __future__ import annotations
 
 from imp_helpers import GSM8K, codes, imported, only
@@ -59,7 +59,8 @@ def test_environment_resolver_in_a_launch_setting_is_a_located_error(tmp_path):
     text = GSM8K.replace("      mem: 32", "      mem: ${oc.env:MEM,32}")
     _, checked = imported(tmp_path, text)
     error = only(checked, "E503")
-    assert error.span.line == text.splitlines().index("      mem: ${oc.env:MEM,32}") + 1 and "${oc.env:MEM,32}" in error.message
+    assert error.span.line == text.splitlines().index("      mem: ${oc.env:MEM,32}") + 1
+    assert "${oc.env:MEM,32}" in error.message
 
 
 def test_mapping_inside_a_string_is_an_error(tmp_path):
