@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from areal_compiler.spec.models import Experiment
 from helpers import areal
 from imp_helpers import GSM8K, write
 
@@ -23,7 +20,6 @@ def test_upstream_config_is_recognized_and_compiled_with_the_original_file(tmp_p
         assert json.loads((folder / "plan.json").read_text())["accelerator"]["name"] == "GPU_8xH100"
 
 
-@pytest.mark.skipif("driver" not in Experiment.model_fields, reason="the experiment's driver: is not on main yet")
 def test_driver_option_becomes_the_plans_driver(tmp_path):
     result = areal("plan", str(write(tmp_path, GSM8K)), "--driver", "python3 gsm8k_rl.py", "-o", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
