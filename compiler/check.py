@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ValidationError
 
 from areal_compiler.diagnostics import Diagnostic, did_you_mean, sorted_diagnostics
-from areal_compiler.source import Source, SourceError, load
+from areal_compiler.source import Source, SourceError
 from areal_compiler.spec.models import Experiment
 
 # Keys users bring from upstream AReaL or other tools, and where they belong in this format.
@@ -51,14 +51,17 @@ class Checked:
 
 def check_file(path: str, name: str | None = None) -> Checked:
     """Load, validate and run every cross-field rule; never raises for bad input."""
+    from areal_compiler.importers.load import load_source
     from areal_compiler.rules import check_rules
 
     try:
-        source = load(path, name)
+        source = load_source(path, name)
     except SourceError as exc:
         return Checked(None, None, [exc.diagnostic])
     diags = list(source.problems)
     experiment = None
+    if getattr(source, "failed", False):  # an import that could not translate: its errors say why
+        return Checked(source, None, sorted_diagnostics(diags))
     if not isinstance(source.data, dict):
         diags.append(source.diagnostic("E203", "an experiment is a mapping of keys (experiment_name, compute, "
                                                "roles, ...)", (), "see examples/ for the format"))

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from areal_compiler.importers.options import IMPORT_OPTIONS
 from areal_compiler.report import OUTPUT, exit_on_diagnostics
 from areal_compiler.schema import SCHEMAS
 
@@ -105,6 +106,7 @@ TARGET_OPTION = click.option(
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
 @TARGET_OPTION
+@IMPORT_OPTIONS
 @OUTPUT
 def validate(files: tuple[str, ...], target: str | None, output: str) -> None:
     """Check experiment FILES and report every problem with its file:line:col.
@@ -158,6 +160,7 @@ def catalog(output: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True,
               help="text: a placement map; svg: the same map as a picture for PR descriptions.")
+@IMPORT_OPTIONS
 @OUTPUT
 def plan(file: str, fmt: str, output: str) -> None:
     """Show where every worker of FILE lands: nodes x devices, forks, totals per role.
@@ -182,6 +185,7 @@ def plan(file: str, fmt: str, output: str) -> None:
               help="Output folder; each target gets OUT/<target>/ (several inputs: OUT/<stem>/<target>/).")
 @click.option("--check", is_flag=True, help="Compare with OUT instead of writing; exit 1 when anything differs.")
 @click.option("--diff", is_flag=True, help="Print a unified diff against OUT (without writing).")
+@IMPORT_OPTIONS
 @OUTPUT
 def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, diff: bool, output: str) -> None:
     """Compile experiment FILES into job artifacts, deterministically.

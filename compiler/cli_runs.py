@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from areal_compiler.importers.options import IMPORT_OPTIONS
 from areal_compiler.report import OUTPUT, emit_error, emit_json
 from areal_compiler.runs.base import OperatorError
 
@@ -105,6 +106,7 @@ def _positive_seconds(ctx, param, value: float) -> float:
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=str))
 @click.option("--quiet", is_flag=True, help="Do not stream worker logs (they are always written to files).")
+@IMPORT_OPTIONS
 def run(source: str, quiet: bool) -> None:
     """Run SOURCE on this machine in the foreground and exit with the job's exit code.
 
@@ -124,6 +126,7 @@ def run(source: str, quiet: bool) -> None:
 @click.argument("source", type=click.Path(exists=True, path_type=str))
 @click.option("--timeout", default=60.0, show_default=True, callback=_positive_seconds,
               help="Seconds to wait for every worker and fork to be ready.")
+@IMPORT_OPTIONS
 @OUTPUT
 def start(source: str, timeout: float, output: str) -> None:
     """Start SOURCE on this machine in the background; print the run name once every worker is ready.
@@ -152,6 +155,7 @@ def start(source: str, timeout: float, output: str) -> None:
                                               "and record nothing.")
 @click.option("--address", default=None, help="The cluster's API address where the target needs one (default: "
                                               "from the experiment or the environment).")
+@IMPORT_OPTIONS
 @OUTPUT
 def submit(source: str, target: str | None, dry_run: bool, address: str | None, output: str) -> None:
     """Submit SOURCE (an experiment file or a compiled folder) to a cluster and record the run."""

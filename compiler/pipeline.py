@@ -58,7 +58,7 @@ def compile_file(path: str, targets: tuple[str, ...] | None = None) -> Compiled:
         found = target.check(result.plan)
         if not found:
             try:
-                for artifact in registry.render(result.plan, name):
+                for artifact in registry.render(result.plan, name, getattr(result.source, "attachments", None)):
                     result.artifacts[f"{name}/{artifact.path}"] = artifact
             except TargetError as exc:  # a check() that missed something: still located, never a traceback
                 found = [exc]

@@ -18,7 +18,12 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VISIBILITY_VARS = {"CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                    "ROCR_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
-CONTRACT_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"}
+CONTRACT_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                 "AREAL_EXPERIMENT_NAME", "AREAL_TRIAL_NAME", "AREAL_RUN_ID", "AREAL_ROLE", "AREAL_WORKER_INDEX",
+                 "AREAL_ROLE_WORKERS", "AREAL_NODE_RANK", "AREAL_NUM_NODES", "AREAL_HOST", "AREAL_NODE_HOSTS",
+                 "AREAL_GATE_URL", "AREAL_HEARTBEAT_FILE", "AREAL_ALLOCATED_DEVICES", "AREAL_TARGET_DIR", "AREAL_PORTS"}
+# Only the contract's own AREAL_ names are reserved: upstream AReaL reads knobs of its own (AREAL_CACHE_DIR, ...).
+CONTRACT_PREFIXES = ("AREAL_ADDRS_", "AREAL_AGENT_", "AREAL_INSTANCE_")
 MAX_BASE_NAME = 52  # <exp>-<trial>-<role>; StatefulSet pods add "-<ordinal>" and revisions "-<10 chars>"
 
 
@@ -289,7 +294,7 @@ def check_env(source: Source, exp: Experiment, out: list) -> None:
         elif key in VISIBILITY_VARS:
             out.append(source.diagnostic("E431", f"`{key}` must not be set: the launcher derives device "
                                                  "visibility from the plan", path, "remove it", key=True))
-        elif key in CONTRACT_VARS or key.startswith("AREAL_"):
+        elif key in CONTRACT_VARS or key.startswith(CONTRACT_PREFIXES):
             out.append(source.diagnostic("E432", f"`{key}` is part of the worker environment contract and is set "
                                                  "by the launcher", path, "remove it, or use another name", key=True))
     for key in exp.secrets:

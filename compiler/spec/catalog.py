@@ -35,6 +35,12 @@ def _ascend(count: int, model: str, memory: int) -> Accelerator:
                        "ASCEND_RT_VISIBLE_DEVICES")
 
 
+def _any_gpu(count: int) -> Accelerator:
+    """Any NVIDIA model: no node label, untyped gres. What an upstream AReaL config (which names none) derives."""
+    return Accelerator(f"GPU_{count}xANY", count, 0, "nvidia.com/gpu", None, "gpu", None, "GPU",
+                       "CUDA_VISIBLE_DEVICES")
+
+
 CPU = Accelerator("CPU", 0, 0, None, None, None, None, None, None)
 
 CATALOG: dict[str, Accelerator] = {a.name: a for a in (
@@ -49,6 +55,7 @@ CATALOG: dict[str, Accelerator] = {a.name: a for a in (
     _nvidia(8, "L40S", 48, "NVIDIA-L40S", "l40s"),
     _nvidia(4, "A100_80GB", 80, "NVIDIA-A100-SXM4-80GB", "a100"),
     _ascend(16, "910B", 64),
+    *(_any_gpu(n) for n in (1, 2, 4, 8)),
     CPU,
 )}
 

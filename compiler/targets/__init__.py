@@ -53,10 +53,12 @@ def this_machine() -> str:
     return next(name for name in _MODULES if getattr(get(name), "RUNS_HERE", False))
 
 
-def render(plan, name: str) -> list[Artifact]:
-    """The target's own artifacts plus what every target folder carries (plan, agent, manifest).
+def render(plan, name: str, attachments: dict[str, bytes] | None = None) -> list[Artifact]:
+    """The target's own artifacts plus what every target folder carries (plan, agent, manifest, and attachments
+    such as an imported upstream config, byte for byte).
 
     Raises TargetError for the first problem; callers run check() first to report every problem."""
     from areal_compiler.targets.common import common_artifacts
 
-    return common_artifacts(plan, name, get(name).render(plan))
+    extra = [Artifact(path, data) for path, data in sorted((attachments or {}).items())]
+    return common_artifacts(plan, name, get(name).render(plan) + extra)

@@ -1,0 +1,223 @@
+"""Import an upstream AReaL experiment config: resolve `${...}`, translate the launch settings into our format.
+
+Called by importers/__init__.py (from check.py's loading path); the result is an ImportedSource into the user's file."""
+from __future__ import annotations
+
+import re
+import shlex
+
+from areal_compiler.diagnostics import Span
+from areal_compiler.importers.builder import Builder
+from areal_compiler.importers.imported import ImportedSource
+from areal_compiler.importers.interpolate import Origin, resolve
+from areal_compiler.importers.roles import translate_roles
+from areal_compiler.source import Source
+from areal_compiler.spec.allocation import AllocationError, parse_allocation
+from areal_compiler.spec.catalog import CATALOG
+from areal_compiler.spec.shape import parse_role_backend
+
+CONFIG_NAME = "areal-config.yaml"  # the original config's name in every target folder
+MAX_BASE_NAME = 52  # rules.py: <exp>-<trial>-<role> must fit generated Kubernetes names
+SCHEDULER_TYPES = ("local", "ray", "slurm")
+
+
+def is_upstream(data) -> bool:
+    """Upstream's shape: names plus cluster/actor/allocation_mode, and none of our own `compute`/`roles`."""
+    return (isinstance(data, dict) and "experiment_name" in data and "compute" not in data
+            and "roles" not in data and any(k in data for k in ("cluster", "actor", "allocation_mode")))
+
+
+def import_areal(source: Source, raw: bytes, accelerator: str | None = None, driver: str | None = None,
+                 targets: tuple[str, ...] = ()) -> ImportedSource:
+    b = Builder(source, resolve(source))
+    if b.get("defaults") is not None:
+        b.note("W501", "Hydra `defaults` are not followed: only this file is read", ("defaults",),
+               "keys that live only in the listed files are not imported", key=True)
+    cpu_only = b.get("cluster", "n_gpus_per_node", default=8) == 0
+    translate_roles(b, cpu_only)
+    _legacy_allocation(b)
+    _cluster(b, accelerator)
+    _names(b)
+    _staleness(b, cpu_only)
+    if driver is not None:
+        _driver(b, driver)
+    _default_target(b, targets)
+    imported = b.finish({CONFIG_NAME: raw})
+    nodes = b.get("cluster", "n_nodes")
+    imported.cluster_nodes = nodes if isinstance(nodes, int) and not isinstance(nodes, bool) else None
+    return imported
+
+
+def _names(b: Builder) -> None:
+    roles = list(b.data.get("roles", {})) or ["actor"]
+    exp, trial = b.get("experiment_name"), b.get("trial_name")
+    if not isinstance(exp, str) or not isinstance(trial, str):
+        b.error("E513", "experiment_name and trial_name must be strings", ("experiment_name",))
+        return
+    new_exp = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", exp.lower())).strip("-")
+    new_trial = re.sub(r"[^a-z0-9]", "", trial.lower())
+    room = MAX_BASE_NAME - len(new_exp) - 2 - max(len(r) for r in roles)
+    if 0 < room < len(new_trial):
+        new_trial = new_trial[:room]
+    for key, old, new, rule in (("experiment_name", exp, new_exp, "lower-case letters, digits and `-`"),
+                                ("trial_name", trial, new_trial, "lower-case letters and digits, short enough "
+                                                                 "for generated Kubernetes names")):
+        if not new:
+            b.error("E513", f"{key} `{old}` has no letters or digits to build a name from", (key,))
+        elif new != old:
+            b.note("W502", f"{key} `{old}` becomes `{new}` ({rule})", (key,),
+                   "the training script still sees the original name in its config")
+        b.put((key,), new or old, (key,))
+
+
+def _cluster(b: Builder, accelerator: str | None) -> None:
+    nodes, per_node = b.get("cluster", "n_nodes", default=32), b.get("cluster", "n_gpus_per_node", default=8)
+    for key, value in (("n_nodes", nodes), ("n_gpus_per_node", per_node)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (key == "n_nodes" and value < 1):
+            b.error("E514", f"cluster.{key} must be a {'positive' if key == 'n_nodes' else 'non-negative'} "
+                            f"whole number, got {value!r}", ("cluster", key))
+            return
+    fileroot = b.get("cluster", "fileroot", default="/tmp/areal/")
+    b.put(("fileroot",), fileroot, ("cluster", "fileroot") if b.get("cluster", "fileroot") else None)
+    used = _devices_used(b)
+    at = ("cluster", "n_gpus_per_node")
+    if accelerator is not None:
+        entry = CATALOG.get(accelerator)
+        count = nodes * (entry.devices_per_node if entry else per_node)
+        b.put(("compute", "accelerator"), accelerator, origin=Origin(None, None, label="--accelerator"))
+    else:
+        name, count = _derive(b, nodes, per_node, used)
+        b.put(("compute", "accelerator"), name, at)
+    b.put(("compute", "num_accelerators"), count, at)
+    if used > count:
+        why = ("`enable_offload: true` is upstream's opt-in to share devices" if b.get("enable_offload") is True
+               else "upstream's local scheduler hands out devices round-robin, so roles share them")
+        b.put(("compute", "allow_device_sharing"), True, ("enable_offload",) if b.get("enable_offload") else at)
+        b.note("W503", f"roles use {used} devices on {count}: {why}; imported with compute.allow_device_sharing",
+               at, "make sure the roles offload memory, or give the cluster more devices")
+    _name_resolve(b)
+
+
+def _derive(b: Builder, nodes: int, per_node: int, used: int) -> tuple[str, int]:
+    """No accelerator type upstream: CPU for 0 devices, else the generic GPU_<N>xANY (no model pinned)."""
+    at = ("cluster", "n_gpus_per_node")
+    if per_node == 0:
+        b.note("W504", "accelerator type derived: CPU (cluster.n_gpus_per_node is 0)", at)
+        return "CPU", 0
+    size, why = per_node, f"cluster.n_gpus_per_node is {per_node}"
+    if nodes == 1 and 0 < used < per_node and f"GPU_{used}xANY" in CATALOG:
+        size, why = used, f"the roles use {used} of the node's {per_node} devices"
+    name = f"GPU_{size}xANY"
+    if name not in CATALOG:
+        b.error("E515", f"no accelerator type can be derived: {why}", at,
+                "name the node type with --accelerator, e.g. --accelerator GPU_8xH100 (see `areal catalog`)")
+        return name, nodes * size
+    b.note("W504", f"accelerator type derived: {name} ({why}; any GPU model, none pinned)", at,
+           "pin the model with --accelerator, e.g. --accelerator GPU_8xH100 (see `areal catalog`)")
+    return name, nodes * size
+
+
+def _devices_used(b: Builder) -> int:
+    total = 0
+    for role in b.data.get("roles", {}).values():
+        colocated = role.get("scheduling_strategy", {}).get("type") == "colocation"
+        if isinstance(role.get("backend"), str) and not colocated:
+            try:
+                total += parse_role_backend(role["backend"]).world
+            except AllocationError:
+                pass
+    return total
+
+
+def _name_resolve(b: Builder) -> None:
+    kind = b.get("cluster", "name_resolve", "type", default="nfs")
+    if kind not in ("nfs", "etcd3", "ray"):
+        b.error("E516", f"cluster.name_resolve.type `{kind}` is not one of nfs, etcd3, ray",
+                ("cluster", "name_resolve", "type"))
+    root = b.get("cluster", "name_resolve", "nfs_record_root", default="/tmp/areal/name_resolve")
+    if kind == "nfs" and not (isinstance(root, str) and root.startswith("/")):
+        b.error("E516", f"cluster.name_resolve.nfs_record_root must be an absolute path, got {root!r}",
+                ("cluster", "name_resolve", "nfs_record_root"))
+
+
+def _legacy_allocation(b: Builder) -> None:
+    """Upstream's deprecated top-level allocation_mode: used only for roles without their own backend."""
+    text = b.get("allocation_mode")
+    if not text:
+        return
+    at = ("allocation_mode",)
+    roles = b.data.get("roles", {})
+    missing = [n for n, r in roles.items() if n in ("actor", "rollout", "critic", "ref") and "backend" not in r
+               and "replicas" not in r and r.get("scheduling_strategy", {}).get("type") != "colocation"]
+    if not missing:
+        b.note("W509", "`allocation_mode` is deprecated upstream and ignored: every engine has its own backend",
+               at, "remove it", key=True)
+        return
+    try:
+        allocation = parse_allocation(text)
+    except AllocationError as exc:
+        span = b.origin(at).span
+        if span is not None:  # the caret points inside the string, past an opening quote
+            line = b.source.line(span.line) or ""
+            quote = 1 if line[span.col - 1:span.col] in ("\"", "'") else 0
+            span = Span(span.line, span.col + quote + exc.offset)
+        b.diagnostics.append(b.source.diagnostic(exc.code, f"invalid allocation_mode `{text}`: {exc.message}",
+                                                 at, exc.hint, span=span))
+        return
+    for single in allocation.singles():
+        name = single.name or ("rollout" if single.kind == "inference" else "actor")
+        if name in roles and "backend" not in roles[name]:
+            b.put(("roles", name, "backend"), _single_text(single), at)
+    b.note("W509", "legacy top-level `allocation_mode` translated into per-role backends", at,
+           "upstream 1.0.4 needs a `backend` in every engine block; write them there", key=True)
+
+
+def _single_text(single) -> str:
+    dims = single.dims
+    text = "".join(f"{k}{getattr(dims, k)}" for k in "dtpce" if getattr(dims, k) != 1) or "d1"
+    if single.ffn is not None:
+        ffn = "".join(f"{k}{getattr(single.ffn, k)}" for k in "dtpe" if getattr(single.ffn, k) != 1) or "d1"
+        return f"{single.backend}:(attn:{text}|ffn:{ffn})"
+    return f"{single.backend}:{text}"
+
+
+def _staleness(b: Builder, cpu_only: bool) -> None:
+    if "rollout" not in b.data.get("roles", {}):
+        return
+    at = ("rollout",)
+    b.put(("staleness", "max_head_offpolicyness"), b.get(*at, "max_head_offpolicyness", default=0),
+          at + ("max_head_offpolicyness",) if b.get(*at, "max_head_offpolicyness") is not None else at)
+    b.put(("staleness", "consumer_batch_size"), b.get(*at, "consumer_batch_size", default=1),
+          at + ("consumer_batch_size",) if b.get(*at, "consumer_batch_size") is not None else at)
+    for key in ("max_concurrent_rollouts", "queue_size"):
+        value = b.get(*at, key)
+        if value:  # 0 and null both mean "the default" upstream
+            b.put(("staleness", key), value, at + (key,))
+    if cpu_only:
+        b.put(("staleness", "gate_role"), "actor", at)
+
+
+def _driver(b: Builder, driver: str) -> None:
+    try:
+        argv = shlex.split(driver)
+    except ValueError:
+        argv = []
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        driver = f"{driver} --config {CONFIG_NAME}"
+    origin = Origin(None, None, label="--driver")
+    b.put(("driver", "cmd"), driver, origin=origin)
+    b.origins[("driver",)] = b.key_origins[("driver",)] = origin
+
+
+def _default_target(b: Builder, targets: tuple[str, ...]) -> None:
+    """scheduler.type names the target: a top-level block of its name makes it a default target (pipeline.py)."""
+    kind = b.get("scheduler", "type")
+    if kind is None or kind == "local":  # local is always a default target
+        return
+    if kind not in SCHEDULER_TYPES:
+        b.error("E517", f"scheduler.type `{kind}` is not one of local, ray, slurm", ("scheduler", "type"))
+    elif kind not in targets:
+        b.note("W507", f"scheduler.type `{kind}`: the {kind} target is not available yet", ("scheduler", "type"),
+               f"compile for {', '.join(targets)} with --target")
+    elif not isinstance(b.data.get(kind), dict):
+        b.put((kind,), {}, ("scheduler", "type"))

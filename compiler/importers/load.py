@@ -1,0 +1,37 @@
+"""Loading an input: our own experiment YAML as is, or an upstream AReaL config through the importer.
+
+Called by check.py for every input; the import options come from importers/options.py (set by the CLI)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from areal_compiler.importers.options import CURRENT, ImportOptions
+from areal_compiler.source import Source, _fail, load
+
+
+def load_source(path: str, name: str | None = None, options: ImportOptions | None = None) -> Source:
+    """Our experiment as a Source: read directly, or imported from an upstream config. Raises SourceError."""
+    from areal_compiler.importers.areal import import_areal, is_upstream
+    from areal_compiler.targets import names
+
+    options = options or CURRENT.get()
+    source = load(path, name)
+    if options.source_format != "areal" and not is_upstream(source.data):
+        if options.overlay or options.driver or options.accelerator:
+            raise _fail(source.name, "E518", "--accelerator, --driver and --overlay apply to imported upstream "
+                        "configs; this file is in our own format", "write those settings into the file itself")
+        return source
+    if not isinstance(source.data, dict):
+        raise _fail(source.name, "E511", "an upstream AReaL config is a mapping of keys (experiment_name, "
+                    "cluster, actor, ...)")
+    try:
+        raw = Path(path).read_bytes()  # the original bytes travel with the artifacts, unchanged
+    except OSError as exc:
+        raise _fail(source.name, "E101", f"cannot read file: {exc.strerror}") from None
+    imported = import_areal(source, raw, options.accelerator, options.driver, names())
+    imported.problems = list(source.problems) + imported.problems
+    if options.overlay:
+        from areal_compiler.importers.overlay import apply_overlay
+
+        apply_overlay(imported, load(options.overlay))
+    return imported

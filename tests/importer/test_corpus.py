@@ -1,0 +1,61 @@
+"""Every real upstream config in ../shared/corpus/areal/ compiles for every target or fails as upstream itself does.
+
+Expectations live in corpus_expectations.yaml; the folder is optional on a developer machine (skipped when absent)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT, areal
+
+CORPUS = ROOT.parent / "shared" / "corpus" / "areal"
+EXPECTED = yaml.safe_load((Path(__file__).parent / "corpus_expectations.yaml").read_text())["files"]
+NAMES = sorted(p.name for p in CORPUS.glob("*.yaml")) if CORPUS.is_dir() else []
+if not CORPUS.is_dir() and os.environ.get("AREAL_REQUIRE_CORPUS") == "1":  # CI: a missing corpus must fail
+    raise RuntimeError(f"AREAL_REQUIRE_CORPUS=1 but there is no upstream corpus at {CORPUS}")
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no upstream corpus at {CORPUS}")
+
+
+def test_expectations_cover_exactly_the_corpus():
+    assert sorted(EXPECTED) == NAMES
+
+
+def test_at_least_ninety_percent_compile():
+    assert sum(v == "compile" for v in EXPECTED.values()) >= 0.9 * len(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_corpus_file(name):
+    from areal_compiler import targets
+    from areal_compiler.pipeline import compile_file
+
+    result = compile_file(str(CORPUS / name), targets.names())  # a traceback fails the test
+    errors = [[d.code, d.span.line if d.span else 0, d.span.col if d.span else 0]
+              for d in result.diagnostics if d.is_error]
+    expected = EXPECTED[name]
+    if expected == "compile":
+        assert result.ok, "\n".join(d.render() for d in result.diagnostics)
+        original = (CORPUS / name).read_bytes()
+        for target in targets.names():
+            assert result.artifacts[f"{target}/areal-config.yaml"].content == original
+    else:
+        assert errors == expected["errors"], "\n".join(d.render() for d in result.diagnostics)
+
+
+def test_gsm8k_grpo_plan_matches_upstream(tmp_path):
+    """Acceptance: 4 rollout and 4 actor devices on one 8-device node, and no ref (kl_ctl is 0)."""
+    result = areal("plan", str(CORPUS / "math__gsm8k_grpo.yaml"), "-o", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    plan = json.loads(result.stdout)["data"]
+    assert plan["nodes"] == 1 and plan["accelerator"]["devices_per_node"] == 8
+    devices = {role: sorted(d for w in plan["workers"] if w["role"] == role for d in w["devices"])
+               for role in ("rollout", "actor")}
+    assert len(devices["rollout"]) == 4 and len(devices["actor"]) == 4
+    assert sorted(devices["rollout"] + devices["actor"]) == list(range(8))
+    assert "ref" not in plan["roles"] and not any(w["role"] == "ref" for w in plan["workers"])
+    text = areal("plan", str(CORPUS / "math__gsm8k_grpo.yaml"), cwd=tmp_path).stdout.decode()
+    assert "1 node(s) x 8 devices" in text and "ref" not in text.split()
