@@ -81,6 +81,9 @@ def slurm_only_errors(plan: Plan) -> list[TargetError]:
 
 def plan_errors(plan: Plan, lay: Layout) -> list[TargetError]:
     out = []
+    if ":" in plan.fileroot:
+        out.append(TargetError(f"fileroot `{plan.fileroot}` holds `:`, which a Kubernetes mount path may not",
+                               ("fileroot",)))
     for name, ref in sorted(plan.secrets.items()):
         k8s = ref.get("kubernetes")
         if not k8s:

@@ -22,7 +22,7 @@ def compile_k8s(tmp_path):
         if settings:
             data["kubernetes"] = {**data.get("kubernetes", {}), **settings}
         path = tmp_path / f"exp{len(list(tmp_path.iterdir()))}.yaml"
-        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
         result = compile_file(str(path), ("kubernetes",))
         if not result.ok:
             return result, None
