@@ -2,8 +2,9 @@
 
 Called by cli.py; it is the container command of a Kubernetes pod (one pod = one logical node). Every agent's
 output goes to this process's stdout, each line prefixed `ROLE/INDEX | ` (so `kubectl logs` shows every worker).
-The first worker that fails (its role not in completion.may_fail) stops the node's other agents (SIGTERM; each stops
-its worker within the grace period) and its exit code is the node's; SIGTERM to this process stops them all."""
+outcome.py decides, as for every target: the first worker that fails (its role not in completion.may_fail) stops the
+node's other agents (SIGTERM; each stops its worker within the grace period) and its exit code is the node's;
+SIGTERM to this process stops them all (a JobSet deletes the other pods once the driver ends)."""
 from __future__ import annotations
 
 import os
@@ -12,10 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+from .outcome import Decision, Ended, decide, exit_code_of, stop_stages
 from .plan import PlanError, load_plan, runtime_settings
 from .procs import exit_code
+from .state import iso
 
 
 def node_workers(plan: Dict[str, Any], node: int) -> List[Dict[str, Any]]:
@@ -58,18 +61,18 @@ def _pump(name: str, stream: Any, lock: threading.Lock) -> None:
 
 
 class Node:
-    """The agents of one logical node, started together and stopped together."""
+    """The agents of one logical node, started together and stopped together (stop order from outcome.py)."""
 
     def __init__(self, plan_path: str, node: int, run_dir: str) -> None:
         self.plan = load_plan(plan_path)
         self.workers = node_workers(self.plan, node)
         if not self.workers:
             raise PlanError("the plan has no worker on logical node %d" % node)
-        self.may_fail = set((self.plan.get("completion") or {}).get("may_fail") or [])
         self.grace = float(runtime_settings(self.plan)["grace_period"])
         self.argv = [_agent_command() + ["supervise", "--plan", plan_path, "--worker", _name(w), "--run-dir", run_dir]
                      for w in self.workers]
-        self.procs: List[subprocess.Popen] = []
+        self.procs: Dict[str, subprocess.Popen] = {}
+        self.ended: Dict[str, Ended] = {}
         self.signalled: Optional[int] = None
 
     def run(self) -> int:
@@ -77,42 +80,43 @@ class Node:
         lock, pumps = threading.Lock(), []
         for worker, argv in zip(self.workers, self.argv):
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            self.procs.append(proc)
-            pump = threading.Thread(target=_pump, args=(_name(worker), proc.stdout, lock), daemon=True)
-            pump.start()
-            pumps.append(pump)
-        code = self._wait()
+            self.procs[_name(worker)] = proc
+            pumps.append(threading.Thread(target=_pump, args=(_name(worker), proc.stdout, lock), daemon=True))
+            pumps[-1].start()
+        outcome, code = self._wait()
         for pump in pumps:
             pump.join(timeout=5)
+        sys.stderr.write("areal-agent node: %s, exit code %d\n" % (outcome, code))
         return code
 
-    def _wait(self) -> int:
-        """0 when every agent ended well; else the first failing one's code (or 128+signal when stopped)."""
-        failed: Optional[int] = None
-        while any(p.poll() is None for p in self.procs):
-            if self.signalled is not None:
+    def _wait(self) -> Tuple[str, int]:
+        """Until every agent ended, or outcome.decide says stop (then stop the rest in order)."""
+        decision = Decision(False, None, "")
+        while True:
+            for name, proc in self.procs.items():
+                if name not in self.ended and proc.poll() is not None:
+                    self.ended[name] = Ended(name, exit_code(proc.returncode), iso(time.time()))
+            running = len(self.procs) - len(self.ended)
+            decision = decide(self.plan, list(self.ended.values()), running, fail_fast=True)
+            if decision.stop or self.signalled is not None:
+                sys.stderr.write("areal-agent node: %s: stopping this node\n"
+                                 % (decision.reason if decision.stop else "signal %d" % self.signalled))
                 self._stop()
-                return 128 + self.signalled
-            for worker, proc in zip(self.workers, self.procs):
-                code = proc.poll()
-                if code is None or failed is not None or exit_code(code) == 0 or worker["role"] in self.may_fail:
-                    continue
-                failed = exit_code(code)
-                sys.stderr.write("areal-agent node: %s failed with exit code %d: stopping this node\n"
-                                 % (_name(worker), failed))
-                self._stop()
+                return exit_code_of(decision, self.signalled)
+            if running == 0:
+                return exit_code_of(decision, None)
             time.sleep(0.2)
-        return failed if failed is not None else 0
 
     def _stop(self) -> None:
-        """SIGTERM every agent still running (each stops its worker and forks in order), SIGKILL after the grace."""
-        for proc in self.procs:
-            if proc.poll() is None:
+        """SIGTERM stage by stage (outcome.stop_stages: the gate's worker last); SIGKILL after the grace."""
+        for stage in stop_stages(self.plan):
+            procs = [self.procs[name] for name in stage if name in self.procs and self.procs[name].poll() is None]
+            for proc in procs:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.grace + 5
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            deadline = time.monotonic() + self.grace + 5
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

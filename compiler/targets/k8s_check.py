@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from areal_compiler.plan import Plan
+from areal_compiler.plan import DRIVER, Plan
 from areal_compiler.targets import TargetError
-from areal_compiler.targets.k8s_layout import DNS_1035, DRIVER, Layout, layout, longest_names, settings, shortest_fix
+from areal_compiler.targets.k8s_layout import DNS_1035, Layout, layout, longest_names, settings, shortest_fix
 
 MIN_VERSION = (1, 28)  # StatefulSet pods' index label; JobSet v0.12 needs at least this too
 SLURM_ONLY_ROLE = ("reservation", "exclusive", "nodelist", "exclude")

@@ -8,10 +8,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from areal_compiler.plan import Plan
+from areal_compiler.plan import DRIVER, Plan
 from areal_compiler.targets.slurm import _components
 
-DRIVER = "driver"
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 POD_SUFFIX = 6  # "-" + the 5 random characters Kubernetes appends to a Job's pod names
 REVISION_SUFFIX = 11  # "-" + the 10-character controller-revision-hash a StatefulSet adds to its name in a label

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 
-from areal_compiler.plan import Plan
-from areal_compiler.targets.k8s_layout import DRIVER, Layout, content_name, settings
+from areal_compiler.plan import DRIVER, Plan
+from areal_compiler.targets.k8s_layout import Layout, content_name, settings
 from areal_compiler.targets.k8s_pods import pod_template
 
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"

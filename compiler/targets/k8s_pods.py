@@ -4,8 +4,9 @@ Called by k8s_objects.py. Requests = limits (devices must be; CPU and memory too
 Kubernetes would expand (`$(VAR)` in command and env) is escaped, so what the compiler writes is what runs."""
 from __future__ import annotations
 
-from areal_compiler.plan import Plan
-from areal_compiler.targets.k8s_layout import DRIVER, FILES_DIR, TOKEN_DIR, Component, Layout, grace_seconds, settings
+from areal_compiler.plan import DRIVER, Plan
+from areal_compiler.targets.k8s_layout import (FILES_DIR, TOKEN_DIR, Component, Layout, driver_host, grace_seconds,
+                                               settings)
 
 INDEX_LABEL = "apps.kubernetes.io/pod-index"  # StatefulSet pods carry their ordinal (Kubernetes 1.28+)
 
@@ -40,10 +41,14 @@ def _command(plan: Plan, lay: Layout, component: Component) -> list[str]:
                    "--index-env", index_env, "--run-dir", literal(lay.run_dir)]
 
 
-def _env(plan: Plan, lay: Layout) -> list[dict]:
+def _env(plan: Plan, lay: Layout, component: Component) -> list[dict]:
     env = [{"name": "AREAL_NODE_HOSTS", "value": ",".join(lay.hosts)},
            {"name": "AREAL_AGENT_BIND", "value": "0.0.0.0"},
            {"name": "AREAL_AGENT_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"}]
+    if component.name == DRIVER:  # its own pod, not its logical node's
+        env.append({"name": "AREAL_AGENT_HOST", "value": driver_host(lay)})
+    if plan.secrets:
+        env.append({"name": "AREAL_SECRETS_IN_ENV", "value": ",".join(sorted(plan.secrets))})
     if not lay.jobset:
         index = {"fieldRef": {"fieldPath": f"metadata.labels['{INDEX_LABEL}']"}}
         env.append({"name": "AREAL_POD_INDEX", "valueFrom": index})
@@ -92,7 +97,7 @@ def pod_template(plan: Plan, lay: Layout, component: Component, files: str) -> d
     volumes, mounts = _volumes(plan, lay, files, shm_gb)
     image = plan.roles[component.roles[0]].image
     container = {"name": "agents" if component.name != DRIVER else DRIVER, "image": image,
-                 "command": _command(plan, lay, component), "env": _env(plan, lay),
+                 "command": _command(plan, lay, component), "env": _env(plan, lay, component),
                  "resources": {"requests": amounts, "limits": dict(amounts)}, "volumeMounts": mounts,
                  "securityContext": {"allowPrivilegeEscalation": False}}
     spec = {"restartPolicy": "Never" if lay.jobset else "Always", "automountServiceAccountToken": False,

@@ -42,7 +42,7 @@ def test_first_failure_stops_the_node_with_its_code(tmp_path):
     proc = _node(tmp_path, [worker("a", 0, _py("import time; time.sleep(60)")),
                             worker("b", 0, _py("import sys, time; time.sleep(0.5); sys.exit(3)"))])
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 3 and "b/0 failed with exit code 3" in err
+    assert proc.returncode == 3 and "b/0 failed first, with code 3" in err
     assert time.monotonic() - started < 15  # a/0 was stopped, not waited for
     state = json.loads((tmp_path / "run" / "state" / "a.0.json").read_text())
     assert state["status"] == "stopped"
