@@ -7,7 +7,6 @@ node's other agents (SIGTERM; each stops its worker within the grace period) and
 SIGTERM to this process stops them all (a JobSet deletes the other pods once the driver ends)."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

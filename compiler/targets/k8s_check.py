@@ -27,7 +27,8 @@ def version(text: str) -> tuple[int, int] | None:
 
 def label_key(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
-    return bool(LABEL_NAME.match(name)) and (not prefix or (len(prefix) <= 253 and bool(DNS_1123_SUBDOMAIN.match(prefix))))
+    return bool(LABEL_NAME.match(name)) and (not prefix or (len(prefix) <= 253
+                                                            and bool(DNS_1123_SUBDOMAIN.match(prefix))))
 
 
 def settings_errors(plan: Plan) -> list[TargetError]:
@@ -49,7 +50,8 @@ def settings_errors(plan: Plan) -> list[TargetError]:
                                ("kubernetes", "fileroot_claim")))
     for key, values in (conf.get("node_affinity") or {}).items():
         if not label_key(key):
-            out.append(TargetError(f"node label `{key}` is not a Kubernetes label key", ("kubernetes", "node_affinity", key)))
+            out.append(TargetError(f"node label `{key}` is not a Kubernetes label key",
+                                   ("kubernetes", "node_affinity", key)))
         for value in values:
             if not LABEL_VALUE.match(value):
                 out.append(TargetError(f"`{value}` is not a Kubernetes label value (at most 63 letters, digits, "
@@ -72,7 +74,8 @@ def slurm_only_errors(plan: Plan) -> list[TargetError]:
                                        "it or compile for slurm only", ("roles", name, "slurm", key)))
     if job.get("container_type", "none") != "none":
         out.append(TargetError(f"slurm.container_type {job['container_type']} is Slurm-only: on Kubernetes every pod "
-                               "runs the role's image; remove it or compile for slurm only", ("slurm", "container_type")))
+                               "runs the role's image; remove it or compile for slurm only",
+                               ("slurm", "container_type")))
     if job.get("mount"):
         out.append(TargetError("slurm.mount is Slurm-only: on Kubernetes use kubernetes.fileroot_claim for shared "
                                "files", ("slurm", "mount")))

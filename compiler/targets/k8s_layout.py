@@ -50,9 +50,6 @@ class Layout:
                "app.kubernetes.io/managed-by": "areal-compile"}
         return {**out, "areal/component": component} if component else out
 
-    def selector(self) -> str:
-        return f"app.kubernetes.io/instance={self.base}"
-
     @property
     def token_secret(self) -> str:
         return f"{self.base}-agent-token"

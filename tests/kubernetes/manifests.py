@@ -40,7 +40,8 @@ def objects(folder: Path) -> list[dict]:
 def pod_templates(obj: dict) -> list[tuple[str, dict, dict]]:
     """(name, Job spec or None, pod template) of a JobSet's replicated Jobs or a StatefulSet."""
     if obj["kind"] == "JobSet":
-        return [(rj["name"], rj["template"], rj["template"]["spec"]["template"]) for rj in obj["spec"]["replicatedJobs"]]
+        return [(rj["name"], rj["template"], rj["template"]["spec"]["template"])
+                for rj in obj["spec"]["replicatedJobs"]]
     if obj["kind"] == "StatefulSet":
         return [(obj["metadata"]["name"], None, obj["spec"]["template"])]
     return []
@@ -57,7 +58,8 @@ def layer_crd(obj: dict) -> list[str]:
 # -- layer 2: the cluster version's own schemas --
 def as_job(obj: dict, job_template: dict) -> dict:
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": "wrapped", "namespace": obj["metadata"]["namespace"], **job_template.get("metadata", {})},
+            "metadata": {"name": "wrapped", "namespace": obj["metadata"]["namespace"],
+                         **job_template.get("metadata", {})},
             "spec": job_template["spec"]}
 
 
