@@ -40,10 +40,12 @@ def plan_file(path: str) -> Compiled:
 
 def default_targets(result: Compiled) -> tuple[str, ...]:
     """Local (every experiment runs on one machine) and each target the experiment configures with a top-level
-    block of its name; every target when none is configured."""
+    block of its name; when none is configured, every target but those that must be asked for (ONLY_WHEN_ASKED,
+    e.g. Kubernetes, which needs an image)."""
     data = result.source.data if result.source is not None else None
     named = [t for t in registry.names() if t != "local" and isinstance(data, dict) and t in data]
-    return ("local", *named) if named else registry.names()
+    return ("local", *named) if named else tuple(
+        t for t in registry.names() if not getattr(registry.get(t), "ONLY_WHEN_ASKED", False))
 
 
 def compile_file(path: str, targets: tuple[str, ...] | None = None) -> Compiled:

@@ -1,4 +1,4 @@
-"""The agent's command line: `supervise`, `fork` and `status` (argparse; exit 2 = unusable set-up).
+"""The agent's command line: `supervise`, `fork`, `node` and `status` (argparse; exit 2 = unusable set-up).
 
 Called by __main__.py, i.e. `python3 -I agent.pyz ...` or `python -m areal_compiler.agent ...`."""
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 
 from .client import token_from_env
 from .forks import ForkError, fork_workers
+from .node import Node, choose_node
 from .plan import PlanError, load_plan
 from .state import iso, read_run
 from .supervisor import supervise
@@ -38,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     end.add_argument("--run-dir", required=True)
     end.add_argument("--job-id", required=True)
     end.add_argument("--step", action="append", default=[], metavar="ROLE=PID", help="a role's srun step")
+    node = commands.add_parser("node", help="run every planned worker of one logical node (a Kubernetes pod)")
+    node.add_argument("--plan", required=True)
+    node.add_argument("--nodes", required=True, help="the logical nodes of this pod's group, in pod-index order")
+    node.add_argument("--index-env", required=True, help="environment variable holding this pod's index")
+    node.add_argument("--run-dir", required=True)
     status = commands.add_parser("status", help="derived health of every worker of a run")
     status.add_argument("--run-dir", required=True)
     status.add_argument("--json", action="store_true", help='one envelope {"v": 1, "ts", "data"}')
@@ -116,6 +122,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _fork(args)
         if args.verb == "conclude":
             return _conclude(args)
+        if args.verb == "node":
+            return Node(args.plan, choose_node(args.nodes, args.index_env, dict(os.environ)), args.run_dir).run()
         return _status(args)
     except PlanError as exc:
         sys.stderr.write("areal-agent: error: %s\n" % exc)

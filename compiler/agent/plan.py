@@ -132,9 +132,12 @@ def http_url(host: str, port: int) -> str:
     return "http://%s:%d" % (shown, port)
 
 
-def secret_files(plan: Dict[str, Any]) -> Dict[str, str]:
-    """Environment variable -> the file its value is read from (the plan's `secrets`)."""
-    return {name: str(ref["file"]) for name, ref in (plan.get("secrets") or {}).items() if ref.get("file")}
+def secret_files(plan: Dict[str, Any], environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Environment variable -> the file its value is read from (the plan's `secrets`), except the variables the
+    target already put in the agent's environment and names in AREAL_SECRETS_IN_ENV (Kubernetes secretKeyRef)."""
+    given = set((environ or {}).get("AREAL_SECRETS_IN_ENV", "").split(","))
+    return {name: str(ref["file"]) for name, ref in (plan.get("secrets") or {}).items()
+            if ref.get("file") and not (name in given and name in (environ or {}))}
 
 
 def read_secrets(secret_files: Dict[str, str]) -> Dict[str, str]:

@@ -41,14 +41,15 @@ class Supervisor:
         self.log_path, self.own_process = log_path, own_process
         self.worker = find_worker(plan, role, index)
         self.hosts = node_hosts(plan, self.environ)
-        self.host = node_host(self.hosts, int(self.worker.get("node", 0)))
+        # AREAL_AGENT_HOST: this agent's own address when it is not its node's (the Kubernetes driver's own pod)
+        self.host = self.environ.get("AREAL_AGENT_HOST") or node_host(self.hosts, int(self.worker.get("node", 0)))
         self.port = int(self.worker["agent_port"])
         self.url = http_url(self.host, self.port)
         ports = [int(p) for p in self.worker.get("ports") or []]
         self.worker_argv = worker_argv(plan, role, ports)
         self.worker_env = worker_env(plan, self.worker, self.hosts)
         self.worker_ready_port = readiness(plan, role, ports)
-        self.secrets = read_secrets(secret_files(plan))  # forks inherit them too
+        self.secrets = read_secrets(secret_files(plan, self.environ))  # forks inherit them too
         visibility = (plan.get("accelerator") or {}).get("visibility_env")
         if visibility and self.worker.get("devices") and self.environ.get("AREAL_ALLOCATED_DEVICES"):
             self.worker_env[visibility] = allocated_devices(  # the scheduler's devices, sliced by plan

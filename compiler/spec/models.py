@@ -71,7 +71,27 @@ class Slurm(SlurmRole):
 
 
 class Kubernetes(Strict):
+    """Kubernetes settings (read only by the kubernetes target; see README "The Kubernetes target")."""
+
     namespace: str = Field("default", description="Namespace for every object (a DNS-1123 label).")
+    version: str = Field("1.33", description="The cluster's Kubernetes version, MAJOR.MINOR (1.28 or later); "
+                                             "manifests are validated against it. Never probed.")
+    workload: Literal["jobset", "statefulset"] = Field(
+        "jobset", description="`jobset`: a JobSet that runs to completion (needs the JobSet controller); "
+                              "`statefulset`: StatefulSets and headless Services whose pods restart forever.")
+    name: str | None = Field(None, description="Name of the generated objects (a DNS-1035 label); defaults to "
+                                               "<experiment_name>-<trial_name>. Shorten it when names get too long.")
+    max_retries: int = Field(0, ge=0, description="JobSet: restart the whole set up to this many times after a "
+                                                  "failure (failurePolicy.maxRestarts).")
+    shm_gb: int = Field(16, ge=0, description="Size of the memory-backed /dev/shm of every worker pod, in GB "
+                                              "(added to the pod's memory request); 0 = the runtime's 64 MiB.")
+    node_affinity: dict[str, list[str]] | None = Field(
+        None, description="Node label -> accepted values (all labels must match); replaces the catalog's labels "
+                          "for the accelerator model. {} = no node affinity.")
+    queue: str | None = Field(None, description="Kueue LocalQueue: sets the kueue.x-k8s.io/queue-name label.")
+    scheduler_name: str | None = Field(None, description="Pod schedulerName, e.g. volcano or kai-scheduler.")
+    fileroot_claim: str | None = Field(None, description="PersistentVolumeClaim (ReadWriteMany) mounted at "
+                                                         "`fileroot` in every pod; without it fileroot is pod-local.")
 
 
 class Local(Strict):

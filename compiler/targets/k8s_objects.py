@@ -1,0 +1,90 @@
+"""The Kubernetes objects of a plan as plain dicts: the JobSet (or StatefulSets and headless Services), the
+ConfigMap carrying plan.json and agent.pyz, the kustomization and the example RBAC for the submitting user.
+
+Called by targets/kubernetes.py (render) and by the tests, which validate every object offline."""
+from __future__ import annotations
+
+import base64
+
+from areal_compiler.plan import DRIVER, Plan
+from areal_compiler.targets.k8s_layout import Layout, content_name, settings
+from areal_compiler.targets.k8s_pods import pod_template
+
+JOBSET_API = "jobset.x-k8s.io/v1alpha2"
+KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+def _meta(lay: Layout, name: str, labels: dict | None = None) -> dict:
+    return {"name": name, "namespace": lay.namespace, "labels": labels or lay.labels()}
+
+
+def configmap(plan: Plan, lay: Layout, plan_json: bytes, agent: bytes) -> dict:
+    """Immutable and named by content: a recompiled plan gets a new ConfigMap, running pods keep theirs."""
+    name = content_name(lay.base, {"plan.json": plan_json, "agent.pyz": agent})
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, name), "immutable": True,
+            "data": {"plan.json": plan_json.decode("utf-8")},
+            "binaryData": {"agent.pyz": base64.b64encode(agent).decode("ascii")}}
+
+
+def _workload_labels(plan: Plan, lay: Layout) -> dict:
+    queue = settings(plan).get("queue")
+    return {**lay.labels(), **({KUEUE_LABEL: queue} if queue else {})}
+
+
+def jobset(plan: Plan, lay: Layout, files: str) -> dict:
+    """One replicated Job per component (Indexed, one pod per logical node) plus the driver's; success = the
+    driver succeeded (without a driver: every Job); any failed Job fails the set, restarted max_retries times."""
+    jobs = []
+    for c in lay.all_components:
+        pods = max(len(c.nodes), 1)
+        jobs.append({"name": c.name, "replicas": 1, "template": {
+            "metadata": {"labels": lay.labels(c.name)},
+            "spec": {"completionMode": "Indexed", "parallelism": pods, "completions": pods, "backoffLimit": 0,
+                     "template": pod_template(plan, lay, c, files)}}})
+    success = {"operator": "All", "targetReplicatedJobs": [DRIVER]} if lay.driver else {"operator": "All"}
+    spec = {"network": {"enableDNSHostnames": True, "subdomain": lay.base, "publishNotReadyAddresses": True},
+            "successPolicy": success,
+            "failurePolicy": {"maxRestarts": int(settings(plan).get("max_retries", 0)), "restartStrategy": "Recreate"},
+            "replicatedJobs": jobs}
+    return {"apiVersion": JOBSET_API, "kind": "JobSet", "metadata": _meta(lay, lay.base, _workload_labels(plan, lay)),
+            "spec": spec}
+
+
+def statefulsets(plan: Plan, lay: Layout, files: str) -> list[dict]:
+    """Per component a headless Service and a StatefulSet (ordinal = pod index, all pods started together).
+    Their pods restart forever: for services that never finish, not for a training run."""
+    out = []
+    for c in lay.components:
+        selector = lay.labels(c.name)
+        out.append({"apiVersion": "v1", "kind": "Service", "metadata": _meta(lay, c.object_name, selector),
+                    "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": selector}})
+        out.append({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                    "metadata": _meta(lay, c.object_name, {**_workload_labels(plan, lay), "areal/component": c.name}),
+                    "spec": {"serviceName": c.object_name, "replicas": len(c.nodes), "podManagementPolicy": "Parallel",
+                             "selector": {"matchLabels": selector}, "template": pod_template(plan, lay, c, files)}})
+    return out
+
+
+def kustomization(files: list[str]) -> dict:
+    """Lets `kubectl apply -k`, Argo CD and Flux apply exactly the manifests (not plan.json or the RBAC example)."""
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files}
+
+
+def rbac(lay: Layout) -> list[dict]:
+    """What `areal submit/status/logs/stop` need in the namespace; an example for an administrator to adapt."""
+    rules = [
+        {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"], "verbs": ["create", "get", "list", "delete"]},
+        {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["create", "get", "list", "delete"]},
+        {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["create", "get", "list", "delete"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "list", "delete"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+    ]
+    name = f"{lay.base}-submitter"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(lay, name),
+            "rules": rules}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(lay, name),
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "REPLACE-WITH-USER"}]}
+    return [role, binding]
