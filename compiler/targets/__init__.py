@@ -11,6 +11,7 @@ from types import ModuleType
 _MODULES: dict[str, str] = {
     "local": "areal_compiler.targets.local",
     "slurm": "areal_compiler.targets.slurm",
+    "ray": "areal_compiler.targets.ray",
 }
 
 
