@@ -204,10 +204,10 @@ def main():
 
     def on_signal(signum, frame):
         job.stopping = signum
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     prepare_run_dir(job.run_dir)
     ray.init()
+    signal.signal(signal.SIGTERM, on_signal)  # after ray.init(), which installs a handler that exits at once
+    signal.signal(signal.SIGINT, on_signal)
     decision = None
     try:
         if job.reserve():
