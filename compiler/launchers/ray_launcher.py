@@ -131,10 +131,13 @@ class Job:
         spec = self.place["placement_group"]
         self.group = placement_group(name=os.path.basename(self.run_dir), **spec)
         say("waiting for the placement group: %s (%s)" % (spec["bundles"], spec["strategy"]))
-        while not ray.wait([self.group.ready()], timeout=30)[0]:
+        waited = 0
+        while not ray.wait([self.group.ready()], timeout=1)[0]:
             if self.stopping:
                 return False
-            say("still waiting for the placement group (the cluster is busy or lacks a node type)")
+            waited += 1
+            if waited % 30 == 0:
+                say("still waiting for the placement group after %d s (the cluster is busy)" % waited)
         return True
 
     def launch(self):

@@ -189,10 +189,14 @@ class Backend(RunBackend):
         return "stop requested" if answer.get("stopped") else "already stopped"
 
     def details(self, record) -> dict:
-        info = self.info(record) or {}
-        keep = ("status", "message", "driver_exit_code", "start_time", "end_time", "entrypoint")
-        return {"address": record.job.get("address"), "submission_id": record.job.get("submission_id"),
-                **{k: info.get(k) for k in keep}}
+        """Ray's view of the job for `areal status` (or why Ray could not be asked)."""
+        facts = {"address": record.job.get("address"), "submission_id": record.job.get("submission_id")}
+        try:
+            info = self.info(record) if facts["submission_id"] else None
+        except OperatorError as exc:
+            return {"ray": dict(facts, error=exc.message)}
+        keep = ("status", "message", "driver_exit_code")
+        return {"ray": dict(facts, **{k: (info or {}).get(k) for k in keep})}
 
     def logs(self, record, worker: str | None, tail: int | None, follow: bool, load) -> Iterator[tuple[str, str]]:
         """The entrypoint's log from Ray (worker None or `ray/job`); a worker's own log file otherwise."""
