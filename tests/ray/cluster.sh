@@ -61,7 +61,9 @@ start_head() {
   mkdir -p "$STATE_DIR/tmp"
   # setsid: the head and everything it spawns share one process group that `down` stops by its id.
   # The venv leads PATH so job entrypoints run with the venv's python (and `ray` importable).
-  PATH="$VENV/bin:$PATH" RAY_USAGE_STATS_ENABLED=0 RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 \
+  # RAY_memory_monitor_refresh_ms=0: no OOM killer. It judges the whole machine's memory, so on a shared
+  # machine a neighbour's burst would kill this cluster's test workers.
+  PATH="$VENV/bin:$PATH" RAY_USAGE_STATS_ENABLED=0 RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_memory_monitor_refresh_ms=0 \
     setsid "$VENV/bin/ray" start --head --block --node-ip-address 127.0.0.1 --port "$GCS_PORT" \
     --num-cpus "$CPUS" --num-gpus 8 --labels "ray.io/accelerator-type=$ACCEL" \
     --resources "{\"accelerator_type:$ACCEL\": 1}" --disable-usage-stats --include-dashboard true \
@@ -71,28 +73,33 @@ start_head() {
 }
 
 wait_ready() {
-  local deadline=$((SECONDS + UP_TIMEOUT))
+  # Until the Jobs API answers; on failure, stop what `up` started (nothing is left running) and fail.
+  local deadline=$((SECONDS + UP_TIMEOUT)) why="the Jobs API at $ADDRESS did not answer within $UP_TIMEOUT s"
   while ((SECONDS < deadline)); do
-    head_alive || { tail -n 30 "$STATE_DIR/head.log" >&2; die "ray start exited (log above)"; }
+    if ! kill -0 "$(head -n1 "$PID_FILE")" 2>/dev/null; then
+      why="ray start exited"
+      break
+    fi
     if jobs_api_answers; then return 0; fi
     sleep 0.5
   done
   tail -n 30 "$STATE_DIR/head.log" >&2
-  die "the Jobs API at $ADDRESS did not answer within $UP_TIMEOUT s"
+  cmd_down
+  die "$why (its log is above)"
 }
 
 cmd_up() {
   local t0=$SECONDS
   mkdir -p "$STATE_DIR"
   install_ray
+  local t1=$SECONDS
   if head_alive; then
     log "head already running (pid $(head -n1 "$PID_FILE"))"
   else
-    local t1=$SECONDS
     start_head
-    wait_ready
-    log "head started in $((SECONDS - t1)) s (pid $(head -n1 "$PID_FILE"))"
   fi
+  wait_ready
+  log "head answers after $((SECONDS - t1)) s (pid $(head -n1 "$PID_FILE"))"
   cat >"$STATE_DIR/env.sh" <<EOF
 # Source me: the Ray test head node (written by tests/ray/cluster.sh up).
 export AREAL_RAY_DIR="$STATE_DIR"
@@ -107,7 +114,8 @@ group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 cmd_down() {
   local pid i
   rm -f "$STATE_DIR/env.sh"
-  if ! head_alive; then
+  # A head that has not exec'ed `ray start` yet (cmdline still bash's) is ours too: it is in the PID file.
+  if ! head_alive && ! { [[ -s "$PID_FILE" ]] && group_alive "$(head -n1 "$PID_FILE")"; }; then
     log "no recorded head running"
     rm -f "$PID_FILE"
     return 0

@@ -190,3 +190,34 @@ def test_submit_never_imports_ray_even_where_it_could(ray_cluster, tmp_path):
     assert proc.returncode == 0 and "RAY_IMPORTED=False" in proc.stdout, (proc.stdout, proc.stderr)
     record, state = _wait(tmp_path, "ray-it/" + _trial(tmp_path))
     assert state.value == "succeeded", _job_log(ray_cluster, record)
+
+
+def test_a_job_waiting_for_a_busy_cluster_can_be_stopped(ray_cluster, tmp_path):
+    """Two 8-GPU jobs on one 8-GPU node: the second waits for its placement group (RUNNING, nothing started) and
+    `areal stop` still stops it at once (a job left PENDING by Ray itself could not be stopped)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    names = []
+    for folder in (first, second):
+        said = _submit(ray_cluster, tmp_path, _experiment(folder, "--sleep 300"))
+        assert said.returncode == 0, said.stderr.decode()
+        names.append(_run(said))
+    deadline = time.monotonic() + 90
+    while len(_reports(first)) < WORKERS and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(_reports(first)) == WORKERS and not _reports(second)
+    os.environ["AREAL_HOME"] = str(tmp_path / "home")
+    try:
+        waiting = load(names[1])
+        assert "waiting for the placement group" in _job_log(ray_cluster, waiting)
+        assert Backend().state(waiting).value == "running"
+    finally:
+        del os.environ["AREAL_HOME"]
+    started = time.monotonic()
+    for name in reversed(names):
+        stopped = areal("stop", name, env=_env(tmp_path))
+        assert stopped.returncode == 0, stopped
+    record, state = _wait(tmp_path, names[1], timeout=30)
+    assert state.value == "stopped" and time.monotonic() - started < 30
+    assert not _reports(second), "the waiting job started workers"
+    assert _wait(tmp_path, names[0], timeout=60)[1].value == "stopped"
