@@ -13,7 +13,7 @@ from helpers import ROOT, areal, write
 from areal_compiler.pipeline import compile_file
 from areal_compiler.runs.base import OperatorError
 from areal_compiler.runs.ray import package, resolve_address
-from areal_compiler.runs.ray_fit import refusal
+from areal_compiler.runs.ray_fit import refusal, version_refusal
 
 # Every field Ray 2.60's POST /api/jobs/ accepts (JobSubmitRequest); anything else is HTTP 400.
 POST_FIELDS = {"entrypoint", "submission_id", "job_id", "runtime_env", "metadata", "entrypoint_num_cpus",
@@ -136,6 +136,13 @@ def test_fit_matches_bundles_to_distinct_nodes():
     assert refusal({}, {"placement_group": dict(place["placement_group"], bundles=[{"CPU": 1}, {"CPU": 8, "GPU": 8}])},
                    nodes) is None
     assert refusal({"entrypoint_num_cpus": 64}, place, nodes).startswith("the driver")
+
+
+def test_label_selectors_are_refused_by_a_cluster_older_than_2_49(tmp_path):
+    new, old = ray_json(TWO_NODE, "placement.json"), ray_json(
+        write(tmp_path, TWO_NODE.read_text() + "ray: {version: \"2.40\"}\n"), "placement.json")
+    assert "Ray 2.47.1" in version_refusal(new, "2.47.1") and "set ray.version" in version_refusal(new, "2.47.1")
+    assert version_refusal(new, "2.60.0") is None and version_refusal(old, "2.47.1") is None
 
 
 def test_address_comes_from_flag_then_environment_then_experiment(monkeypatch):

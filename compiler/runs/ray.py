@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from areal_compiler.runs.base import OperatorError, RunBackend, RunState
-from areal_compiler.runs.ray_fit import refusal
+from areal_compiler.runs.ray_fit import refusal, version_refusal
 from areal_compiler.runs.registry import save
 
 STATES = {"PENDING": RunState.PENDING, "RUNNING": RunState.RUNNING, "SUCCEEDED": RunState.SUCCEEDED,
@@ -117,7 +117,10 @@ class Backend(RunBackend):
         folder = Path(folder).resolve()
         job, plan, placement = _read(folder, "job.json"), _read(folder, "plan.json"), _read(folder, "placement.json")
         http = Http(resolve_address(address, plan))
-        version = http.call("GET", "/api/version").get("ray_version", "?")
+        version = str(http.call("GET", "/api/version").get("ray_version", "?"))
+        why = version_refusal(placement, version)
+        if why:
+            raise OperatorError("ray_version_mismatch", why)
         verdict = self.fit(http, job, placement)
         if dry_run:
             return {"accepted": True, "verdict": verdict, "address": http.address, "ray_version": version}

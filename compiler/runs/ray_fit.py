@@ -63,3 +63,14 @@ def refusal(job: dict, placement: dict, nodes: list[dict]) -> str | None:
             return (f"the driver (the job's entrypoint) needs {describe(entry)} on one node but no node has it "
                     f"({have})")
     return None
+
+
+def version_refusal(placement: dict, cluster_version: str) -> str | None:
+    """Bundle label selectors (chosen from ray.version >= 2.49) on a cluster that predates them."""
+    parts = cluster_version.split(".")
+    if not placement["placement_group"].get("bundle_label_selector") or not all(p.isdigit() for p in parts[:2]):
+        return None
+    if (int(parts[0]), int(parts[1])) < (2, 49):
+        return (f"the cluster runs Ray {cluster_version}, which has no bundle label selectors, but the job was "
+                "compiled for ray.version 2.49 or later: set ray.version to the cluster's version and recompile")
+    return None
