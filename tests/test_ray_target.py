@@ -49,7 +49,8 @@ def test_job_json_is_exactly_a_post_body_with_fixed_entrypoint(tmp_path):
     assert job["entrypoint"] == "python3 launcher.py"
     assert "reboot" not in json.dumps(job) and "rm -rf" not in json.dumps(job)
     assert all(isinstance(v, str) for v in job["metadata"].values())  # Ray wants str -> str
-    assert set(job["runtime_env"]) == {"env_vars"} and all(isinstance(v, str) for v in job["runtime_env"]["env_vars"].values())
+    env = job["runtime_env"]
+    assert set(env) == {"env_vars"} and all(isinstance(v, str) for v in env["env_vars"].values())
 
 
 def test_submission_id_is_stable_and_follows_the_experiment(tmp_path):
