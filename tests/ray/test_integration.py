@@ -121,6 +121,8 @@ def test_gpu_job_succeeds_with_every_worker_on_its_planned_devices(ray_cluster, 
     assert {states[n]["status"] for n in states if n != "driver/0"} == {"stopped"}  # servers stopped by the launcher
     assert "job succeeded (the driver exited with code 0)" in log
     assert record.run_dir.endswith(record.job["submission_id"])
+    worker_log = areal("logs", record.name, "rollout/1", env=_env(tmp_path))
+    assert worker_log.returncode == 0 and b"report: rollout/1 on node None devices 2,3" in worker_log.stdout, worker_log
 
 
 def test_failing_driver_fails_the_job_with_its_exit_code(ray_cluster, tmp_path):
