@@ -8,7 +8,6 @@ import os
 import secrets
 import signal
 import sys
-import tempfile
 import time
 
 import ray
@@ -40,11 +39,13 @@ def agent_argv(name, run_dir):
             "--worker", name, "--run-dir", run_dir, "--log", log]
 
 
-def write_token(token):
-    """The agents' shared secret in a private file on this node (never in an artifact or an argv)."""
-    handle, path = tempfile.mkstemp(prefix="areal-agent-token-")
+def write_token(run_dir):
+    """The agents' shared secret, readable by this user only, in the run directory every node shares (as on
+    Slurm); never in an artifact, an argv or Ray's object store."""
+    path = os.path.join(run_dir, "agent.token")
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(handle, "w") as out:
-        out.write(token)
+        out.write(secrets.token_hex(32))
     return path
 
 
@@ -85,8 +86,7 @@ class NodeAgents(Agents):
         ids = ray.get_runtime_context().get_accelerator_ids().get(resource, []) if resource else []
         return {"ip": ray.util.get_node_ip_address(), "ids": [str(i) for i in ids]}
 
-    def launch(self, node, ids, hosts, token, run_dir, visibility):
-        token_file = write_token(token)
+    def launch(self, node, ids, hosts, token_file, run_dir, visibility):
         workdir = os.environ.get("AREAL_WORKDIR") or os.getcwd()
         workdir = workdir if os.path.isdir(workdir) else os.getcwd()
         given = dict(zip(node["devices"], ids))  # planned device -> the device id Ray assigned this actor
@@ -147,13 +147,14 @@ class Job:
             self.place["stop_timeout"]) for i, b in enumerate(bundles)]
         facts = ray.get([a.describe.remote(resource) for a in self.actors])
         hosts = ",".join(f["ip"] for f in facts)
-        token = secrets.token_hex(32)
+        token_file = write_token(self.run_dir)
         visibility = (self.plan.get("accelerator") or {}).get("visibility_env")
         say("nodes %s; devices %s" % (hosts, [f["ids"] for f in facts]))
-        ray.get([a.launch.remote(nodes[i], facts[i]["ids"], hosts, token, self.run_dir, visibility)
+        ray.get([a.launch.remote(nodes[i], facts[i]["ids"], hosts, token_file, self.run_dir, visibility)
                  for i, a in enumerate(self.actors)])
         if self.place["driver"]:
-            env = dict(os.environ, AREAL_NODE_HOSTS=hosts, AREAL_AGENT_TOKEN_FILE=write_token(token))
+            env = dict(os.environ, AREAL_NODE_HOSTS=hosts, AREAL_AGENT_TOKEN_FILE=token_file)
+            env.pop("AREAL_AGENT_TOKEN", None)
             if visibility:
                 env[visibility] = ""
             self.local.start(self.place["driver"], env, self.run_dir,
@@ -189,7 +190,8 @@ def submission_id():
 
 
 def prepare_run_dir(path):
-    """A fresh run directory; an earlier run's (same submission id, resubmitted) is kept aside as <dir>.<n>."""
+    """A fresh run directory. One of the same name (a restarted cluster hands out submission ids again) is kept
+    aside as <dir>.<n>."""
     if os.path.exists(path):
         n = 1
         while os.path.exists("%s.%d" % (path, n)):
