@@ -211,7 +211,10 @@ def test_a_job_waiting_for_a_busy_cluster_can_be_stopped(ray_cluster, tmp_path):
     os.environ["AREAL_HOME"] = str(tmp_path / "home")
     try:
         waiting = load(names[1])
-        assert "waiting for the placement group" in _job_log(ray_cluster, waiting)
+        deadline = time.monotonic() + 60  # its runtime env is set up first
+        while "waiting for the placement group" not in _job_log(ray_cluster, waiting):
+            assert time.monotonic() < deadline, _job_log(ray_cluster, waiting)
+            time.sleep(0.5)
         assert Backend().state(waiting).value == "running"
     finally:
         del os.environ["AREAL_HOME"]
