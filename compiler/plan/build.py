@@ -84,7 +84,8 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         roles=roles, workers=workers,
         secrets={k: v.model_dump(mode="json", exclude_none=True) for k, v in exp.secrets.items()},
         targets={"slurm": exp.slurm.model_dump(mode="json", exclude_none=True),
-                 "kubernetes": exp.kubernetes.model_dump(mode="json"), "local": exp.local.model_dump(mode="json")})
+                 "kubernetes": exp.kubernetes.model_dump(mode="json"), "local": exp.local.model_dump(mode="json"),
+                 "ray": exp.ray.model_dump(mode="json", exclude_none=True)})
 
 
 def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:

@@ -94,6 +94,13 @@ class Kubernetes(Strict):
                                                          "`fileroot` in every pod; without it fileroot is pod-local.")
 
 
+class Ray(Strict):
+    version: str = Field("2.60", description="The cluster's Ray version (MAJOR.MINOR); from 2.49 the accelerator "
+                                             "model is a label selector, before a resource. Never probed.")
+    address: str | None = Field(None, description="The cluster's dashboard URL for `areal submit` (e.g. "
+                                                  "http://head:8265); --address and RAY_ADDRESS override it.")
+
+
 class Local(Strict):
     fail_fast: bool = Field(True, description="When one worker fails, stop the others.")
 
@@ -176,5 +183,6 @@ class Experiment(Strict):
     runtime: Runtime = Runtime()
     slurm: Slurm = Slurm()
     kubernetes: Kubernetes = Kubernetes()
+    ray: Ray = Ray()
     local: Local = Local()
 

@@ -12,6 +12,7 @@ _MODULES: dict[str, str] = {
     "local": "areal_compiler.targets.local",
     "slurm": "areal_compiler.targets.slurm",
     "kubernetes": "areal_compiler.targets.kubernetes",
+    "ray": "areal_compiler.targets.ray",
 }
 
 
