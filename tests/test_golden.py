@@ -1,7 +1,8 @@
 """golden/<example>/ holds what `areal compile examples/<example>.yaml --target all` writes, stored for review:
-the plan once (`golden/<example>/plan.json`, identical in every target folder) and no agent bundle (every
-manifest.json pins its sha256, checked against the bundle this checkout builds), so an agent edit changes one
-line per manifest instead of a binary per target, and a plan change shows once.
+the plan once (`golden/<example>/plan.json`, identical in every target folder) and none of the runtime files that
+are the same for every experiment (the agent bundle and the Ray launcher: every manifest.json pins their sha256,
+checked against what this checkout ships), so an agent or launcher edit changes one line per manifest instead of
+a copy per example and target, and a plan change shows once.
 
 Regenerate only on purpose: `pytest tests/test_golden.py --update-goldens` (or AREAL_UPDATE_GOLDENS=1)."""
 from __future__ import annotations
@@ -19,19 +20,25 @@ from areal_compiler.targets import Artifact
 from areal_compiler.targets import names as target_names
 
 TARGETS = target_names()
+RAY_LAUNCHER = ROOT / "compiler" / "launchers" / "ray_launcher.py"  # shipped as ray/launcher.py
 
 
 def golden_view(artifacts: dict[str, Artifact]) -> dict[str, Artifact]:
     """The reviewable view of one compile: one plan.json, no agent.pyz (pinned by the manifests)."""
     plans = {a.content for rel, a in artifacts.items() if rel.endswith("/plan.json")}
     assert len(plans) == 1, "every target folder carries the same plan"
-    agent = agent_bundle()
+    shipped = {"agent.pyz": agent_bundle(), "launcher.py": RAY_LAUNCHER.read_bytes()}
     for rel, a in artifacts.items():
-        if rel.endswith("/agent.pyz"):
-            assert a.content == agent
+        if rel.rpartition("/")[2] in shipped:
+            assert a.content == shipped[rel.rpartition("/")[2]], rel
         if rel.endswith("/manifest.json"):
-            assert json.loads(a.content)["agent_sha256"] == hashlib.sha256(agent).hexdigest()
-    view = {rel: a for rel, a in artifacts.items() if not rel.endswith(("/plan.json", "/agent.pyz"))}
+            manifest = json.loads(a.content)
+            assert manifest["agent_sha256"] == hashlib.sha256(shipped["agent.pyz"]).hexdigest()
+            for name, content in shipped.items():
+                assert manifest["files"].get(name, hashlib.sha256(content).hexdigest()) == \
+                    hashlib.sha256(content).hexdigest()
+    view = {rel: a for rel, a in artifacts.items()
+            if rel.rpartition("/")[2] not in shipped and not rel.endswith("/plan.json")}
     return {**view, "plan.json": Artifact("plan.json", plans.pop())}
 
 
