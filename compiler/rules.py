@@ -130,6 +130,20 @@ def check_role_fields(source: Source, exp: Experiment, name: str, shape: RoleSha
     check_cmd(source, name, role, shape, out)
 
 
+def split_cmd(source: Source, path: tuple, cmd: str, example: str, out: list) -> list[str]:
+    """A cmd's arguments, split like a shell would (it never runs in one); [] with a located error when it cannot be
+    split or is empty."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as exc:
+        out.append(source.diagnostic("E443", f"cmd cannot be split into arguments: {exc}", path,
+                                     "close the quote; cmd is split like a shell would, but never run by one"))
+        return []
+    if not argv:
+        out.append(source.diagnostic("E441", "cmd is empty", path, example))
+    return argv
+
+
 def check_driver(source: Source, exp: Experiment, out: list) -> None:
     """The driver: `driver` is its name in the plan, so no role may take it; its cmd follows a role's rules, but
     nothing is appended to it (it has no planned port)."""
@@ -139,15 +153,7 @@ def check_driver(source: Source, exp: Experiment, out: list) -> None:
                                      key=True))
     if exp.driver is None:
         return
-    path = ("driver", "cmd")
-    try:
-        argv = shlex.split(exp.driver.cmd)
-    except ValueError as exc:
-        out.append(source.diagnostic("E443", f"cmd cannot be split into arguments: {exc}", path,
-                                     "close the quote; cmd is split like a shell would, but never run by one"))
-        return
-    if not argv:
-        out.append(source.diagnostic("E441", "cmd is empty", path, "e.g. python3 train.py --config exp.yaml"))
+    split_cmd(source, ("driver", "cmd"), exp.driver.cmd, "e.g. python3 train.py --config exp.yaml", out)
     spec = exp.driver.scheduling_spec
     for field, value, high in (("cpu", spec.cpu, 1024), ("mem", spec.mem, 65536)):
         if not 1 <= value <= high:
@@ -169,14 +175,7 @@ def check_cmd(source: Source, name: str, role, shape: RoleShape | None, out: lis
             out.append(source.diagnostic("E440", f"role `{name}` needs a `cmd`", ("roles", name),
                                          "e.g. cmd: python3 -m areal.infra.rpc.rpc_server", key=True))
         return
-    try:
-        argv = shlex.split(role.cmd)
-    except ValueError as exc:
-        out.append(source.diagnostic("E443", f"cmd cannot be split into arguments: {exc}", path,
-                                     "close the quote; cmd is split like a shell would, but never run by one"))
-        return
-    if not argv:
-        out.append(source.diagnostic("E441", "cmd is empty", path, "e.g. python3 -m areal.infra.rpc.rpc_server"))
+    argv = split_cmd(source, path, role.cmd, "e.g. python3 -m areal.infra.rpc.rpc_server", out)
     if any(a == "--port" or a.startswith("--port=") for a in argv):
         out.append(source.diagnostic("E442", "cmd must not contain --port: the launcher appends `--port {port0}`",
                                      path, "remove --port and its value"))

@@ -45,3 +45,17 @@ def areal(*args: str, cwd: Path | None = None, env: dict | None = None, timeout:
     """Run the CLI as a real process (`python -m areal_compiler`), as a user would."""
     return subprocess.run([sys.executable, "-m", "areal_compiler", *args], cwd=cwd, env=env, capture_output=True,
                           timeout=timeout, input=input)
+
+
+def engine_or_skip(found, engine: str):
+    """The engine a finder returned as (thing, reason): skips without it on a developer's machine, but fails
+    when AREAL_REQUIRE_<ENGINE>=1 (set by .ci/run), so an integration test can never silently skip in CI."""
+    import pytest
+
+    thing, reason = found
+    if thing is None:
+        flag = f"AREAL_REQUIRE_{engine.upper()}"
+        if os.environ.get(flag) == "1":
+            pytest.fail(f"{flag}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return thing

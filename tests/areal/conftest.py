@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import engine_or_skip
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
@@ -31,12 +33,7 @@ def _find_areal_python() -> tuple[str | None, str]:
 
 @pytest.fixture(scope="session")
 def areal_python() -> str:
-    python, reason = _find_areal_python()
-    if python is None:
-        if os.environ.get("AREAL_REQUIRE_AREAL") == "1":
-            pytest.fail(f"AREAL_REQUIRE_AREAL=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    return python
+    return engine_or_skip(_find_areal_python(), "areal")
 
 
 @pytest.fixture(scope="session")

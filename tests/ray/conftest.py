@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import engine_or_skip
+
 DEFAULT_STATE_DIR = "/tmp/areal-ray"
 
 
@@ -58,9 +60,4 @@ def _find_cluster() -> tuple[RayCluster | None, str]:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> RayCluster:
-    cluster, reason = _find_cluster()
-    if cluster is None:
-        if os.environ.get("AREAL_REQUIRE_RAY") == "1":
-            pytest.fail(f"AREAL_REQUIRE_RAY=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    return cluster
+    return engine_or_skip(_find_cluster(), "ray")

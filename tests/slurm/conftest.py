@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import engine_or_skip
+
 DEFAULT_STATE_DIR = "/tmp/areal-slurm"
 
 #: Job states after which a job will not change any more.
@@ -215,12 +217,7 @@ def _find_cluster() -> tuple[SlurmCluster | None, str]:
 @pytest.fixture(scope="session")
 def slurm_cluster() -> SlurmCluster:
     """The running test cluster; skips (or fails with AREAL_REQUIRE_SLURM=1) when absent."""
-    cluster, reason = _find_cluster()
-    if cluster is None:
-        if os.environ.get("AREAL_REQUIRE_SLURM") == "1":
-            pytest.fail(f"AREAL_REQUIRE_SLURM=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    return cluster
+    return engine_or_skip(_find_cluster(), "slurm")
 
 
 @pytest.fixture(autouse=True)
