@@ -100,3 +100,26 @@ def test_cli_exit_codes_on_mutations(tmp_path, text):
     result = areal("validate", str(path), cwd=ROOT)
     assert result.returncode in (0, 1), result.stderr.decode()
     assert b"Traceback" not in result.stderr
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=mutated(), target=st.sampled_from(["all", "local", "slurm", "kubernetes", "ray", "slurm,ray"]))
+def test_validate_succeeds_exactly_when_compile_does(tmp_path, text, target):
+    """`areal validate` and `areal compile` agree on generated experiments, target by target (placement and every
+    target's own checks included), with the same diagnostics."""
+    from click.testing import CliRunner
+
+    from areal_compiler.cli import main
+
+    path = tmp_path / "v.yaml"
+    path.write_text(text, encoding="utf-8")
+    runner = CliRunner()
+    validated = runner.invoke(main, ["validate", str(path), "--target", target, "-o", "json"])
+    compiled = runner.invoke(main, ["compile", str(path), "--target", target, "--out", str(tmp_path / "o"),
+                                    "-o", "json"])
+    assert validated.exit_code in (0, 1) and compiled.exit_code in (0, 1), (validated.output, compiled.output)
+    assert validated.exit_code == compiled.exit_code, (validated.output, compiled.output)
+    if validated.exit_code:
+        import json
+
+        assert json.loads(validated.stdout)["data"]["files"] == json.loads(compiled.stdout)["data"]["files"]
