@@ -9,7 +9,7 @@ import sys
 import click
 
 from areal_compiler.importers.options import IMPORT_OPTIONS
-from areal_compiler.report import OUTPUT, exit_on_diagnostics
+from areal_compiler.printing import OUTPUT, exit_on_diagnostics
 from areal_compiler.schema import SCHEMAS
 
 
@@ -114,7 +114,7 @@ def validate(files: tuple[str, ...], target: str | None, output: str) -> None:
     Runs everything `compile` runs (placement and every target's own checks) except writing, so an experiment
     validates exactly when it compiles. Exit status: 0 valid, 1 invalid input, 2 usage error."""
     from areal_compiler.pipeline import compile_file
-    from areal_compiler.report import emit_json, print_diagnostics, summary
+    from areal_compiler.printing import emit_json, print_diagnostics, summary
 
     targets = _targets(target)
     results = [compile_file(f, targets) for f in files]
@@ -145,7 +145,7 @@ def schema(name: str) -> None:
 @OUTPUT
 def catalog(output: str) -> None:
     """List the accelerator types and what each target requests for them."""
-    from areal_compiler.report import emit_json
+    from areal_compiler.printing import emit_json
     from areal_compiler.spec.catalog import CATALOG
 
     if output == "json":
@@ -168,7 +168,7 @@ def plan(file: str, fmt: str, output: str) -> None:
     `-o json` prints the whole plan (the input of every target)."""
     from areal_compiler.plan import view as planview
     from areal_compiler.pipeline import plan_file
-    from areal_compiler.report import emit_json
+    from areal_compiler.printing import emit_json
 
     result = plan_file(file)
     exit_on_diagnostics([result], output)
@@ -195,9 +195,9 @@ def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, 
     1 invalid input or stale artifacts, 2 usage error."""
     from pathlib import Path
 
-    from areal_compiler.output import OutputError, compare, unified_diff, write_tree
+    from areal_compiler.writing import OutputError, compare, unified_diff, write_tree
     from areal_compiler.pipeline import compile_file
-    from areal_compiler.report import emit_json
+    from areal_compiler.printing import emit_json
 
     targets = _targets(target)
     stems = [Path(f).stem for f in files]

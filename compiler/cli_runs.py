@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from areal_compiler.importers.options import IMPORT_OPTIONS
-from areal_compiler.report import OUTPUT, emit_error, emit_json
+from areal_compiler.printing import OUTPUT, emit_error, emit_json
 from areal_compiler.runs.base import OperatorError
 
 
@@ -50,7 +50,7 @@ def _record_for(source: str, target: str, output: str):
         files, workdir = None, os.getcwd()
     else:
         from areal_compiler.pipeline import compile_file
-        from areal_compiler.report import exit_on_diagnostics
+        from areal_compiler.printing import exit_on_diagnostics
 
         result = compile_file(source, (target,))
         exit_on_diagnostics([result], output)
@@ -70,7 +70,7 @@ def _launch(source: str, target: str, output: str, dry_run: bool = False, addres
             foreground: bool = False):
     """Compile (or check) SOURCE, claim its run name, write the folder and start or submit it, all under the
     run name's lock; a failure puts the previous record back. Returns (record, what the backend said)."""
-    from areal_compiler.output import OutputError, write_tree
+    from areal_compiler.writing import OutputError, write_tree
     from areal_compiler.runs.base import backend_for
     from areal_compiler.runs.registry import claim, locked, restore
 
@@ -188,7 +188,7 @@ def _submit_target(source: str, target: str | None, output: str) -> str:
             _fail(OperatorError("target_unusable", str(exc)), output)
     if not path.is_dir():
         from areal_compiler.pipeline import plan_file
-        from areal_compiler.report import exit_on_diagnostics
+        from areal_compiler.printing import exit_on_diagnostics
 
         result = plan_file(source)
         exit_on_diagnostics([result], output)

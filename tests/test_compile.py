@@ -135,7 +135,7 @@ def test_unwritable_out_is_a_usage_error(tmp_path):
 
 
 def test_a_failed_swap_puts_the_previous_output_back(tmp_path, monkeypatch):
-    from areal_compiler import output
+    from areal_compiler import writing as output
     from areal_compiler.pipeline import compile_file
 
     out = tmp_path / "o"

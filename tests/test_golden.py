@@ -14,7 +14,7 @@ import pytest
 
 from helpers import EXAMPLES, ROOT, areal
 from areal_compiler.bundle import agent_bundle
-from areal_compiler.output import compare, unified_diff, write_tree
+from areal_compiler.writing import compare, unified_diff, write_tree
 from areal_compiler.pipeline import compile_file
 from areal_compiler.targets import Artifact
 from areal_compiler.targets import names as target_names

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 from areal_compiler.agent.state import atomic_write_json  # one atomic writer (temp, fsync, rename) for both
-from areal_compiler.report import now_iso
+from areal_compiler.printing import now_iso
 from areal_compiler.runs.base import OperatorError
 from areal_compiler.runs.paths import BadRunName, areal_home, record_path
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @pytest.fixture
 def compile_k8s(tmp_path):
     """compile_k8s(example_path_or_text, **kubernetes_settings) -> (Compiled, folder of the kubernetes target)."""
-    from areal_compiler.output import write_tree
+    from areal_compiler.writing import write_tree
     from areal_compiler.pipeline import compile_file
 
     def run(source, **settings):
