@@ -341,7 +341,7 @@ def _start_problem(record: RunRecord, rows: list[dict], bad: list[dict], timeout
         what = f"not every worker was ready after {timeout:g}s" if not record.outcome else \
             f"the run ended ({record.outcome}, exit code {record.exit_code}) before every worker was ready"
         return what + (f" ({', '.join(waiting)})" if waiting else "")
-    first = bad[0]
+    first = min(bad, key=lambda r: (r["status"] == "stopped", str(r.get("finished_at") or "")))  # the cause first
     name = f"{first['role']}/{first['index']}"
     run_dir = Path(record.run_dir)
     lines = _last_lines(run_dir / "logs" / str(first["role"]) / f"{first['index']}.log")
