@@ -205,8 +205,13 @@ def test_a_job_waiting_for_a_busy_cluster_can_be_stopped(ray_cluster, tmp_path):
         assert said.returncode == 0, said.stderr.decode()
         names.append(_run(said))
     deadline = time.monotonic() + 90
-    while len(_reports(first)) < WORKERS and time.monotonic() < deadline:
+    while max(len(_reports(first)), len(_reports(second))) < WORKERS and time.monotonic() < deadline:
         time.sleep(0.5)
+    # Ray does not promise first come, first served between placement groups: whichever got the node runs
+    running = 0 if len(_reports(first)) == WORKERS else 1
+    folders = (first, second)
+    first, second = folders[running], folders[1 - running]
+    names = [names[running], names[1 - running]]
     assert len(_reports(first)) == WORKERS and not _reports(second)
     os.environ["AREAL_HOME"] = str(tmp_path / "home")
     try:
