@@ -26,8 +26,9 @@ class Decision(NamedTuple):
 def decide(plan: Dict[str, Any], ended: List[Ended], running: int, fail_fast: bool = True) -> Decision:
     """The job's fate so far. `ended`: processes that ended on their own; `running`: how many still run.
 
-    With a driver: the driver's exit ends the job with its code; before that, a worker of a role that may not
-    fail ends the job at once with that worker's code. Without one: the first failure (by when it ended)
+    With a driver: the driver's exit ends the job with its code; a worker of a role that may not fail which ended
+    before the driver (by the agents' recorded times, also when both are noticed at once) ends the job with that
+    worker's code. Without one: the first failure (by when it ended)
     decides the code, stopping the rest at once when fail_fast; success when every worker ended with 0."""
     completion = plan.get("completion") or {}
     may_fail = set(completion.get("may_fail") or ())
@@ -35,12 +36,12 @@ def decide(plan: Dict[str, Any], ended: List[Ended], running: int, fail_fast: bo
                       key=lambda e: (e.finished_at, e.name))
     if completion.get("driver"):
         driver = next((e for e in ended if e.name == DRIVER), None)
+        failures = [e for e in failures if e.name != DRIVER]
+        if failures and (driver is None or failures[0].finished_at <= driver.finished_at):
+            first = failures[0]  # it failed before the driver ended (often the reason the driver ends)
+            return Decision(True, first.code, "%s failed with code %d while the driver ran" % (first.name, first.code))
         if driver is not None:
             return Decision(True, driver.code, "the driver exited with code %d" % driver.code)
-        failures = [e for e in failures if e.name != DRIVER]
-        if failures:
-            first = failures[0]
-            return Decision(True, first.code, "%s failed with code %d while the driver ran" % (first.name, first.code))
         return Decision(False, None, "the driver runs")
     if failures and (fail_fast or running == 0):
         first = failures[0]
