@@ -159,6 +159,7 @@ def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
     status = data.get("status")
     result = {"role": data.get("role"), "index": data.get("index"), "kind": data.get("kind"),
               "state_status": status, "exit_code": data.get("exit_code"), "pid": data.get("pid"),
+              "finished_at": data.get("finished_at"),
               "message": ""}
     if status in TERMINAL:
         result["status"] = status

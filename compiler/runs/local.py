@@ -134,7 +134,7 @@ class Runner:
 
     def _collect(self) -> None:
         ended = [name for name, proc in self.agents.items() if name not in self.codes and proc.poll() is not None]
-        finished = {f"{r.get('role')}/{r.get('index')}": str(r.get("finished_at") or "~") for r in _raw(self.run_dir)}
+        finished = {f"{r.get('role')}/{r.get('index')}": str(r.get("finished_at") or "~") for r in _rows(self.run_dir)}
         for name in sorted(ended, key=lambda n: finished.get(n, "~")):  # the order they really ended
             code = exit_code(self.agents[name].returncode)
             self.codes[name] = code
@@ -187,18 +187,6 @@ class Runner:
         if self.view:
             self.view.finished(outcome, code, self.decision.reason)
         return code
-
-
-def _raw(run_dir: Path) -> list[dict]:
-    """The agents' state files as written (for finished_at)."""
-    out = []
-    for path in sorted((run_dir / "state").glob("*.json")) if (run_dir / "state").is_dir() else []:
-        try:
-            data = json.loads(path.read_bytes()[: 1 << 20])
-            out.append(data if isinstance(data, dict) else {})
-        except (OSError, ValueError):
-            continue
-    return out
 
 
 def _rows(run_dir: Path) -> list[dict]:
