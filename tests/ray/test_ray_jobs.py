@@ -27,6 +27,10 @@ def _trial(tmp_path: Path) -> str:
     return "t" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:8]
 
 
+# Planned ports stay below the kernel's ephemeral range (32768+), where Ray's own processes take ports.
+BASE_PORT = 20000
+
+
 def _experiment(tmp_path: Path, driver_args: str, worker_args: str = "--sleep 300", gpus: int = 8,
                 rollout: str = "sglang:d2t2", actor: str = "fsdp:d4") -> Path:
     """rollout (2 x 2 GPUs) and actor (4 x 1 GPU) on one 8-GPU node, ref forked beside every actor worker, and a
@@ -51,7 +55,7 @@ roles:
 driver:
   cmd: {json.dumps(f"python3 {shlex.quote(str(DRIVER))} --expect {WORKERS} {driver_args}")}
   scheduling_spec: {spec}
-runtime: {{grace_period: 2, base_port: {30000 + int(_trial(tmp_path)[1:], 16) % 200 * 40}}}
+runtime: {{grace_period: 2, base_port: {BASE_PORT + int(_trial(tmp_path)[1:], 16) % 200 * 40}}}
 """
     path = tmp_path / "exp.yaml"
     path.write_text(text, encoding="utf-8")
