@@ -21,7 +21,8 @@ VISIBILITY_VARS = {"CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "HIP_VIS
 CONTRACT_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
                  "AREAL_EXPERIMENT_NAME", "AREAL_TRIAL_NAME", "AREAL_RUN_ID", "AREAL_ROLE", "AREAL_WORKER_INDEX",
                  "AREAL_ROLE_WORKERS", "AREAL_NODE_RANK", "AREAL_NUM_NODES", "AREAL_HOST", "AREAL_NODE_HOSTS",
-                 "AREAL_GATE_URL", "AREAL_HEARTBEAT_FILE", "AREAL_ALLOCATED_DEVICES", "AREAL_TARGET_DIR", "AREAL_PORTS"}
+                 "AREAL_GATE_URL", "AREAL_HEARTBEAT_FILE", "AREAL_ALLOCATED_DEVICES", "AREAL_TARGET_DIR", "AREAL_PORTS",
+                 "AREAL_PLAN_FILE"}
 # Only the contract's own AREAL_ names are reserved: upstream AReaL reads knobs of its own (AREAL_CACHE_DIR, ...).
 CONTRACT_PREFIXES = ("AREAL_ADDRS_", "AREAL_AGENT_", "AREAL_INSTANCE_")
 MAX_BASE_NAME = 52  # <exp>-<trial>-<role>; StatefulSet pods add "-<ordinal>" and revisions "-<10 chars>"
@@ -38,6 +39,7 @@ def check_rules(source: Source, exp: Experiment) -> list[Diagnostic]:
     if accelerator is not None and len(shapes) == len(exp.roles):
         check_budget(source, exp, accelerator, shapes, out)
     check_driver(source, exp, out)
+    check_upstream(source, exp, out)
     check_env(source, exp, out)
     check_staleness(source, exp, shapes, out)
     check_runtime(source, exp, shapes, out)
@@ -179,6 +181,60 @@ def check_cmd(source: Source, name: str, role, shape: RoleShape | None, out: lis
     if any(a == "--port" or a.startswith("--port=") for a in argv):
         out.append(source.diagnostic("E442", "cmd must not contain --port: the launcher appends `--port {port0}`",
                                      path, "remove --port and its value"))
+
+
+# What a role with `upstream: areal` gets after `--port P` (agent/contract.py upstream_args): its cmd may not pass them.
+UPSTREAM_FLAGS = ("--experiment-name", "--trial-name", "--role", "--worker-index", "--name-resolve-type",
+                  "--nfs-record-root", "--etcd3-addr", "--fileroot")
+PYTHON = re.compile(r"^python[0-9.]*$")
+
+
+def check_upstream(source: Source, exp: Experiment, out: list) -> None:
+    """`upstream: areal`: a role's cmd takes upstream's worker arguments; the driver's is a Python command the
+    agent runs under the planned scheduler (agent.pyz run-trainer); the `areal` block's name service is usable."""
+    for name, role in exp.roles.items():
+        if role.upstream is None:
+            continue
+        path = ("roles", name, "upstream")
+        if role.scheduling_strategy.type == "colocation" and not role.scheduling_strategy.fork:
+            out.append(source.diagnostic("E445", f"role `{name}` has fork: false: it has no process of its own to "
+                                                 "pass upstream's arguments to", path, "remove upstream", key=True))
+        elif role.scheduling_spec.port_count < 1:
+            out.append(source.diagnostic("E445", f"role `{name}` with upstream: areal needs a port (upstream's RPC "
+                                                 "server is passed `--port`)", ("roles", name, "scheduling_spec",
+                                                                                "port_count"),
+                                         "set port_count: 1 or more"))
+        try:
+            argv = shlex.split(role.cmd or "")
+        except ValueError:
+            continue  # E443 says so
+        passed = sorted({a.split("=")[0] for a in argv} & set(UPSTREAM_FLAGS))
+        if passed:
+            out.append(source.diagnostic("E444", f"cmd passes {', '.join(passed)}, which upstream: areal appends "
+                                                 "for every worker", ("roles", name, "cmd"),
+                                         "remove them: names come from the `areal` block, the index from the plan"))
+    if exp.driver is not None and exp.driver.upstream is not None:
+        try:
+            argv = shlex.split(exp.driver.cmd)
+        except ValueError:
+            argv = []  # E443 says so
+        if argv and (not PYTHON.match(argv[0].rsplit("/", 1)[-1]) or len(argv) < 2 or argv[1:] == ["-m"]):
+            out.append(source.diagnostic("E445", "with upstream: areal the driver's cmd must be `python SCRIPT "
+                                                 "[ARGS]` or `python -m MODULE [ARGS]`", ("driver", "cmd"),
+                                         "e.g. python3 examples/math/gsm8k_rl.py --config gsm8k_grpo.yaml"))
+    resolve = exp.areal.name_resolve
+    at = ("areal", "name_resolve")
+    if resolve.type == "nfs" and not resolve.nfs_record_root.startswith("/"):
+        out.append(source.diagnostic("E446", f"nfs_record_root must be an absolute path, got "
+                                             f"{resolve.nfs_record_root!r}", at + ("nfs_record_root",),
+                                     "a directory every node shares, e.g. /shared/areal/name_resolve"))
+    if resolve.type == "etcd3" and not re.match(r"^[^\s:/]+:\d{1,5}$", resolve.etcd3_addr):
+        out.append(source.diagnostic("E446", f"etcd3_addr must be HOST:PORT, got {resolve.etcd3_addr!r}",
+                                     at + ("etcd3_addr",), "e.g. etcd.example.com:2379"))
+    for key in ("experiment_name", "trial_name"):
+        if getattr(exp.areal, key) == "":
+            out.append(source.diagnostic("E446", f"areal.{key} is empty", ("areal", key),
+                                         f"remove it to use the experiment's {key}"))
 
 
 def check_colocation(source: Source, exp: Experiment, shapes: dict[str, RoleShape], out: list) -> None:

@@ -76,7 +76,7 @@ def test_fork_false_role_has_no_processes():
     assert plan.roles["eval-rollout"].workers == 0
     assert all(f.role != "eval-rollout" for w in plan.workers for f in w.forks)
     proxy = [f for w in plan.workers for f in w.forks if f.role == "proxy-rollout"]
-    argv = worker_argv(json.loads(plan.to_json()), "proxy-rollout", proxy[0].ports)
+    argv = worker_argv(json.loads(plan.to_json()), "proxy-rollout", proxy[0].index, proxy[0].ports)
     assert argv[:3] == ["python3", "-m", "areal.experimental.openai.proxy.proxy_rollout_server"]
     assert argv[-2:] == ["--port", str(proxy[0].ports[0])]
 

@@ -5,9 +5,10 @@ environment"), a public interface. The plan states shared facts once, so derivin
 the plan once (linear in workers) and the plan itself stays linear."""
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
-from .plan import http_url, node_host
+from .plan import PlanError, http_url, node_host
 
 # Variables that describe one role's process group: a forked child of another role never inherits them.
 ROLE_SCOPED = frozenset({"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
@@ -94,10 +95,39 @@ def fork_env(plan: Dict[str, Any], worker: Dict[str, Any], role: str, index: int
     return env, unset
 
 
-def worker_argv(plan: Dict[str, Any], role: str, ports: Sequence[int]) -> List[str]:
-    """The role's command (its argv, never run by a shell) plus `--port <first port>` when it has ports."""
-    argv = list(plan["roles"][role]["argv"])
-    return argv + ["--port", str(ports[0])] if ports else argv
+def worker_argv(plan: Dict[str, Any], role: str, index: int, ports: Sequence[int]) -> List[str]:
+    """The role's command (its argv, never run by a shell) plus `--port <first port>` when it has ports, then, for
+    a role with `upstream: areal`, the arguments upstream AReaL's LocalScheduler passes its RPC servers."""
+    spec = plan["roles"][role]
+    argv = list(spec["argv"]) + (["--port", str(ports[0])] if ports else [])
+    return argv + upstream_args(plan, role, index) if spec.get("upstream") == "areal" else argv
+
+
+def upstream_args(plan: Dict[str, Any], role: str, index: int) -> List[str]:
+    """What areal 1.0.4's LocalScheduler.create_workers appends after `--port P0`, in its order (docs/upstream-areal.md);
+    names and the name service are the `areal` block's (the training config's), fileroot the experiment's."""
+    areal = plan["areal"]
+    resolve = areal["name_resolve"]
+    return ["--experiment-name", areal["experiment_name"], "--trial-name", areal["trial_name"], "--role", role,
+            "--worker-index", str(index), "--name-resolve-type", resolve["type"],
+            "--nfs-record-root", resolve["nfs_record_root"], "--etcd3-addr", resolve["etcd3_addr"],
+            "--fileroot", plan["fileroot"]]
+
+
+def run_trainer_argv(argv: List[str], bundle: str) -> List[str]:
+    """A driver with `upstream: areal`: `python SCRIPT|-m MODULE ARGS` -> `python agent.pyz run-trainer SCRIPT|-m
+    MODULE ARGS`, the same interpreter running the unchanged script with upstream's trainers on the planned
+    scheduler (upstream/run_trainer.py, shipped in agent.pyz beside the agent)."""
+    return [argv[0], bundle, "run-trainer"] + argv[1:]
+
+
+def own_bundle() -> str:
+    """The agent.pyz this agent runs from (the planned scheduler travels in it)."""
+    bundle = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(bundle):
+        raise PlanError("a driver with upstream: areal is started by an agent running from agent.pyz, "
+                        "not from %s" % bundle)
+    return bundle
 
 
 def readiness(plan: Dict[str, Any], role: str, ports: Sequence[int]) -> Optional[int]:

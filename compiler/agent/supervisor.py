@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .children import Child, ChildTable, health_ok
 from .client import token_from_env
 from .gate import EventLog, StalenessGate
-from .contract import fork_env, readiness, worker_argv, worker_env
+from .contract import fork_env, own_bundle, readiness, run_trainer_argv, worker_argv, worker_env
 from .plan import (PlanError, allocated_devices, find_worker, http_url, load_plan, node_host, node_hosts,
                    parse_worker_spec, read_secrets, runtime_settings, secret_files)
 from .policy import is_declared
@@ -31,11 +31,12 @@ from .state import FAILED, STOPPED, StateFile, state_path
 class Supervisor:
     """One agent: the planned worker ROLE/INDEX, its forked children, heartbeats, the HTTP API and the gate."""
 
-    def __init__(self, plan: Dict[str, Any], role: str, index: int, run_dir: str,
+    def __init__(self, plan: Dict[str, Any], plan_path: str, role: str, index: int, run_dir: str,
                  log_path: Optional[str] = None, environ: Optional[Dict[str, str]] = None,
                  own_process: bool = False) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         self.plan, self.role, self.index = plan, role, index
+        self.plan_path = os.path.abspath(plan_path)
         self.runtime = runtime_settings(plan)
         self.run_dir = os.path.abspath(run_dir)
         self.log_path, self.own_process = log_path, own_process
@@ -46,7 +47,9 @@ class Supervisor:
         self.port = int(self.worker["agent_port"])
         self.url = http_url(self.host, self.port)
         ports = [int(p) for p in self.worker.get("ports") or []]
-        self.worker_argv = worker_argv(plan, role, ports)
+        self.worker_argv = worker_argv(plan, role, index, ports)
+        if plan["roles"][role]["kind"] == "driver" and plan["roles"][role].get("upstream") == "areal":
+            self.worker_argv = run_trainer_argv(self.worker_argv, own_bundle())
         self.worker_env = worker_env(plan, self.worker, self.hosts)
         self.worker_ready_port = readiness(plan, role, ports)
         self.secrets = read_secrets(secret_files(plan, self.environ))  # forks inherit them too
@@ -170,7 +173,7 @@ class Supervisor:
             if not self.table.reserve((role, index)):
                 raise PlanError("fork %s/%d is declared twice" % (role, index))
             try:
-                self._spawn_forked(role, index, worker_argv(self.plan, role, ports), {}, ports)
+                self._spawn_forked(role, index, worker_argv(self.plan, role, index, ports), {}, ports)
             except HttpError as exc:
                 self.table.release((role, index), None)
                 raise PlanError("start-up fork %s/%d: %s" % (role, index, exc.message)) from None
@@ -279,6 +282,8 @@ class Supervisor:
         for layer in layers:
             env.update(layer)
         env["AREAL_AGENT_URL"] = self.url
+        env["AREAL_PLAN_FILE"] = self.plan_path  # with the hosts: what upstream's planned scheduler reads
+        env["AREAL_NODE_HOSTS"] = ",".join(self.hosts)
         if self.gate_url:
             env["AREAL_GATE_URL"] = self.gate_url
         if beat_file:
@@ -320,7 +325,8 @@ class Supervisor:
             raise HttpError(400, "field 'ports' may only name ports from /alloc_ports that no child uses")
         if any(w.get("role") == role and w.get("index") == index for w in self.plan["workers"]):
             raise HttpError(409, "%s/%d is a planned worker, not a fork" % (role, index))
-        if self.runtime["fork_commands"] == "declared" and not is_declared(self.plan, role, argv, env, allocated):
+        if self.runtime["fork_commands"] == "declared" and \
+                not is_declared(self.plan, role, index, argv, env, allocated):
             raise HttpError(403, "raw_cmd/env is not a command the plan declares for role %r "
                                  "(runtime.fork_commands is 'declared')" % role)
         if not self.table.reserve((role, index)):
@@ -373,7 +379,7 @@ def supervise(plan_path: str, worker: str, run_dir: str, log_path: Optional[str]
         if not token:
             raise PlanError("no agent token: set AREAL_AGENT_TOKEN_FILE or AREAL_AGENT_TOKEN "
                             "(the agent never serves its API unauthenticated)")
-        return Supervisor(plan, role, index, run_dir, log_path, environ, own_process).run(token)
+        return Supervisor(plan, plan_path, role, index, run_dir, log_path, environ, own_process).run(token)
     except PlanError as exc:
         sys.stderr.write("areal-agent: error: %s\n" % exc)
         return 2

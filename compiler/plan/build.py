@@ -77,7 +77,11 @@ def resolve(exp: Experiment, source: Source) -> Plan:
     return Plan(
         plan_version=PLAN_VERSION, experiment_name=exp.experiment_name, trial_name=exp.trial_name,
         run_id=f"{exp.experiment_name}-{exp.trial_name}-{sha[:8]}", experiment_sha256=sha,
-        accelerator=acc.to_json(), nodes=nodes, fileroot=exp.fileroot, runtime=exp.runtime.model_dump(mode="json"),
+        accelerator=acc.to_json(), nodes=nodes, fileroot=exp.fileroot,
+        areal={"experiment_name": exp.areal.experiment_name or exp.experiment_name,
+               "trial_name": exp.areal.trial_name or exp.trial_name,
+               "name_resolve": exp.areal.name_resolve.model_dump(mode="json")},
+        runtime=exp.runtime.model_dump(mode="json"),
         gate=_gate(exp, shapes),
         completion=Completion(driver=exp.driver is not None,
                               may_fail=sorted(n for n, r in exp.roles.items() if r.may_fail)),
@@ -115,7 +119,8 @@ def _role_plan(exp: Experiment, shapes: dict[str, RoleShape], placement, name: s
         colocated_with=shape.colocated_with, fork=bool(shape.colocated_with) and shape.fork,
         image=role.scheduling_spec.image or exp.image, cpu=role.scheduling_spec.cpu, mem_gb=role.scheduling_spec.mem,
         port_count=role.scheduling_spec.port_count, argv=shlex.split(cmd), env=dict(role.scheduling_spec.env_vars),
-        readiness=role.readiness, slurm=role.slurm.model_dump(exclude_none=True) if role.slurm else {})
+        readiness=role.readiness, upstream=role.upstream,
+        slurm=role.slurm.model_dump(exclude_none=True) if role.slurm else {})
 
 
 def _driver_role(exp: Experiment) -> RolePlan:
@@ -123,4 +128,4 @@ def _driver_role(exp: Experiment) -> RolePlan:
     return RolePlan(kind="driver", backend=None, workers=1, devices_per_worker=0, instance_nodes=1, nodes=[0],
                     colocated_with=None, fork=False, image=spec.image or exp.image, cpu=spec.cpu, mem_gb=spec.mem,
                     port_count=0, argv=shlex.split(exp.driver.cmd), env=dict(spec.env_vars), readiness="none",
-                    slurm={})
+                    upstream=exp.driver.upstream, slurm={})

@@ -57,6 +57,7 @@ class RolePlan(Frozen):
     argv: list[str]  # the user's cmd split like a shell would (never run by one); the agent appends --port
     env: dict[str, str]  # the user's env_vars
     readiness: str  # http (GET /health on the first port answers 200) | none (running is ready)
+    upstream: str | None  # areal: a worker gets upstream's worker arguments; the driver runs under run-trainer
     slurm: dict[str, str | bool]
 
 
@@ -85,6 +86,7 @@ class Plan(Frozen):
     accelerator: dict
     nodes: int
     fileroot: str
+    areal: dict  # what upstream AReaL's processes are told: experiment_name, trial_name, name_resolve
     runtime: dict
     gate: Gate | None
     completion: Completion

@@ -117,6 +117,10 @@ class Role(Strict):
                             "(AReaL's RPC servers do); `none`, as soon as it runs.")
     may_fail: bool = Field(False, description="A failure of this role's workers does not fail the job (it is "
                                               "reported); by default any worker's failure ends the job.")
+    upstream: Literal["areal"] | None = Field(
+        None, description="`areal`: the worker is upstream AReaL's RPC server (or a command taking its arguments): "
+                          "after `--port` it gets exactly the arguments upstream's LocalScheduler passes (names, "
+                          "role, worker index, name_resolve, fileroot; see the `areal` block).")
     slurm: SlurmRole | None = None
 
 
@@ -135,6 +139,10 @@ class Driver(Strict):
 
     cmd: str = Field(description="The driver command, split like a shell would but never run by one.")
     scheduling_spec: DriverSpec = DriverSpec()
+    upstream: Literal["areal"] | None = Field(
+        None, description="`areal`: cmd is `python SCRIPT [ARGS]` or `python -m MODULE [ARGS]` running upstream "
+                          "AReaL's controller; it runs unchanged, its trainers using the planned scheduler (the "
+                          "compiled plan's workers).")
 
 
 class KubernetesSecretRef(Strict):
@@ -155,6 +163,23 @@ class Staleness(Strict):
     queue_size: int | None = Field(None, description="0 or omitted: 16 x max_concurrent_rollouts.")
     gate_role: str | None = Field(None, description="The role whose worker 0's agent serves the gate; defaults "
                                                     "to the first training role, else the first role.")
+
+
+class NameResolve(Strict):
+    """Upstream AReaL's cluster.name_resolve, with its defaults."""
+
+    type: Literal["nfs", "etcd3", "ray"] = "nfs"
+    nfs_record_root: str = Field("/tmp/areal/name_resolve", description="With nfs: a directory every node shares.")
+    etcd3_addr: str = Field("localhost:2379", description="With etcd3: the etcd server, HOST:PORT.")
+
+
+class Areal(Strict):
+    """What upstream AReaL's processes are told (roles and driver with `upstream: areal`): the names and the name
+    service of the training config the driver reads."""
+
+    experiment_name: str | None = Field(None, description="Upstream's experiment_name; defaults to ours.")
+    trial_name: str | None = Field(None, description="Upstream's trial_name; defaults to ours.")
+    name_resolve: NameResolve = NameResolve()
 
 
 class Runtime(Strict):
@@ -180,6 +205,7 @@ class Experiment(Strict):
     secrets: dict[str, Secret] = Field(default_factory=dict,
                                        description="Environment variable name -> where its value lives.")
     staleness: Staleness | None = None
+    areal: Areal = Areal()
     runtime: Runtime = Runtime()
     slurm: Slurm = Slurm()
     kubernetes: Kubernetes = Kubernetes()

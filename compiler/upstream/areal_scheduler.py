@@ -16,8 +16,8 @@ from areal.infra.scheduler.exceptions import WorkerCreationError, WorkerNotFound
 from areal.infra.scheduler.local import LocalScheduler, WorkerInfo
 from areal.utils import logging
 
-from .workers import (Planned, PlanMismatch, agent_call, agent_token, check_request, load_plan, node_hosts,
-                      planned_processes, rpc_server_args)
+from .workers import (Planned, PlanMismatch, agent_call, agent_token, check_config, check_request, fork_argv,
+                      load_plan, node_hosts, planned_processes)
 
 logger = logging.getLogger("PlannedScheduler")
 
@@ -30,11 +30,13 @@ class PlannedScheduler(LocalScheduler):
                  startup_timeout: float = 300.0, health_check_interval: float = 1.0, fork_timeout: float = 60.0):
         self.plan = load_plan(plan_file)
         self.hosts = node_hosts(self.plan, hosts)
+        if exp_config is not None:
+            check_config(self.plan, exp_config)
         self.exp_config = exp_config
-        self.experiment_name, self.trial_name = self.plan["experiment_name"], self.plan["trial_name"]
-        self.fileroot = exp_config.cluster.fileroot if exp_config is not None else self.plan["fileroot"]
-        self.name_resolve_config = exp_config.cluster.name_resolve if exp_config is not None \
-            else NameResolveConfig()
+        areal = self.plan["areal"]
+        self.experiment_name, self.trial_name = areal["experiment_name"], areal["trial_name"]
+        self.fileroot = self.plan["fileroot"]
+        self.name_resolve_config = NameResolveConfig(**areal["name_resolve"])
         self.enable_tms_offload = False
         self.gpu_devices = list(range(int(self.plan["accelerator"].get("devices_per_node") or 0)))
         self.startup_timeout, self.health_check_interval = startup_timeout, health_check_interval
@@ -107,11 +109,8 @@ class PlannedScheduler(LocalScheduler):
         token = agent_token()
         port_count = int(self.plan["roles"][parent.role]["port_count"])
         ports = agent_call(parent.agent, "/alloc_ports", {"count": port_count}, token)["ports"]
-        name_resolve = {"type": self.name_resolve_config.type, "etcd3_addr": self.name_resolve_config.etcd3_addr,
-                        "nfs_record_root": self.name_resolve_config.nfs_record_root}
-        raw_cmd = [sys.executable, "-m", command or "areal.infra.rpc.rpc_server", "--host", "0.0.0.0",
-                   "--port", str(ports[0]), *rpc_server_args(self.experiment_name, self.trial_name, role, index,
-                                                             name_resolve, self.fileroot)]
+        raw_cmd = fork_argv(command or "areal.infra.rpc.rpc_server", ports[0], self.plan["areal"], self.fileroot,
+                            role, index, sys.executable)
         agent_call(parent.agent, "/fork", {"role": role, "worker_index": index, "raw_cmd": raw_cmd,
                                            "ports": ports}, token)
         worker = Worker(id=f"{role}/{index}", ip=parent.host, worker_ports=[str(p) for p in ports])

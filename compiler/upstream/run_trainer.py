@@ -1,13 +1,14 @@
 """Runs an unchanged upstream AReaL training script as the job's driver, its trainers using the planned scheduler.
 
-The driver command: `python -m <this module> SCRIPT.py [ARGS...]` (or `-m MODULE [ARGS...]`), with AREAL_PLAN_FILE
-and AREAL_NODE_HOSTS set. Upstream's PPO/GRPO, SFT, RW and DPO trainers each pick Local/Ray/Slurm in their own
+Usage: `python agent.pyz run-trainer SCRIPT.py [ARGS...]` (or `-m MODULE [ARGS...]`), which the agent runs for a
+driver with `upstream: areal`, with AREAL_PLAN_FILE and AREAL_NODE_HOSTS set. Upstream's PPO/GRPO, SFT, RW and DPO trainers each pick Local/Ray/Slurm in their own
 `_init_scheduler`; as each trainer module is imported, that factory is replaced by one returning PlannedScheduler.
 Neither upstream nor the script is edited. Tested with areal 1.0.4."""
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import os
 import runpy
 import sys
 
@@ -68,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     install()
-    if argv[0] == "-m":
+    if argv[0] == "-m":  # as `python -m MODULE` and `python SCRIPT` would, put the folder first on sys.path
+        sys.path.insert(0, os.getcwd())
         sys.argv = [argv[1], *argv[2:]]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
         sys.argv = list(argv)
         runpy.run_path(argv[0], run_name="__main__")
     return 0

@@ -98,12 +98,32 @@ def check_request(plan: dict, role: str, replicas: int, gpu: int | None, port_co
                            f"gives {spec['port_count']}: set roles.{role}.scheduling_spec.port_count")
 
 
-def rpc_server_args(experiment: str, trial: str, role: str, index: int, name_resolve: dict,
-                    fileroot: str) -> list[str]:
-    """The arguments upstream's LocalScheduler passes its RPC servers after `--port P`, in its order."""
-    return ["--experiment-name", experiment, "--trial-name", trial, "--role", role, "--worker-index", str(index),
-            "--name-resolve-type", name_resolve["type"], "--nfs-record-root", name_resolve["nfs_record_root"],
-            "--etcd3-addr", name_resolve["etcd3_addr"], "--fileroot", str(fileroot)]
+def fork_argv(module: str, port: int, areal: dict, fileroot: str, role: str, index: int, python: str) -> list[str]:
+    """The raw_cmd upstream's LocalScheduler._fork_single_worker sends for a fork (areal 1.0.4, in its order):
+    --host and --port first, the name-service flags only when set."""
+    resolve = areal["name_resolve"]
+    argv = [python, "-m", module, "--host", "0.0.0.0", "--port", str(port), "--experiment-name",
+            areal["experiment_name"], "--trial-name", areal["trial_name"], "--role", role, "--worker-index", str(index)]
+    for flag, value in (("--name-resolve-type", resolve["type"]), ("--nfs-record-root", resolve["nfs_record_root"]),
+                        ("--etcd3-addr", resolve["etcd3_addr"]), ("--fileroot", fileroot)):
+        if value:
+            argv += [flag, str(value)]
+    return argv
+
+
+def check_config(plan: dict, config) -> None:
+    """The training config the controller reads must name what the workers were told (the plan's `areal` block
+    and fileroot); otherwise they would register and write where the controller never looks."""
+    areal, cluster = plan["areal"], config.cluster
+    pairs = [("experiment_name", config.experiment_name, areal["experiment_name"], "areal.experiment_name"),
+             ("trial_name", config.trial_name, areal["trial_name"], "areal.trial_name"),
+             ("cluster.fileroot", os.path.normpath(cluster.fileroot), os.path.normpath(plan["fileroot"]), "fileroot")]
+    pairs += [(f"cluster.name_resolve.{key}", getattr(cluster.name_resolve, key), value, f"areal.name_resolve.{key}")
+              for key, value in areal["name_resolve"].items()]
+    for setting, theirs, ours, key in pairs:
+        if theirs != ours:
+            raise PlanMismatch(f"the training config's {setting} is {theirs!r} but the compiled experiment's {key} "
+                               f"is {ours!r}: make them the same")
 
 
 def agent_token() -> str | None:

@@ -17,6 +17,7 @@ from areal_compiler.bundle import agent_bundle, agent_sha256
 
 AGENT_DIR = Path(areal_compiler.agent.__file__).resolve().parent
 SOURCES = sorted(AGENT_DIR.glob("*.py"))
+UPSTREAM = sorted((AGENT_DIR.parent / "upstream").glob("*.py"))
 
 
 def test_bundle_is_byte_identical_across_calls_and_hash_seeds(tmp_path):
@@ -31,7 +32,7 @@ def test_bundle_is_byte_identical_across_calls_and_hash_seeds(tmp_path):
         infos = archive.infolist()
     names = [i.filename for i in infos]
     assert names[0] == "__main__.py" and names[1:] == sorted(names[1:])
-    assert names[1:] == ["areal_agent/%s" % p.name for p in SOURCES]
+    assert names[1:] == ["areal_agent/%s" % p.name for p in SOURCES] + ["areal_upstream/%s" % p.name for p in UPSTREAM]
     assert all(i.date_time == (1980, 1, 1, 0, 0, 0) and i.external_attr >> 16 == 0o100644 for i in infos)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
