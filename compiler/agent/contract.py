@@ -97,10 +97,13 @@ def fork_env(plan: Dict[str, Any], worker: Dict[str, Any], role: str, index: int
 
 def worker_argv(plan: Dict[str, Any], role: str, index: int, ports: Sequence[int]) -> List[str]:
     """The role's command (its argv, never run by a shell) plus `--port <first port>` when it has ports, then, for
-    a role with `upstream: areal`, the arguments upstream AReaL's LocalScheduler passes its RPC servers."""
+    a role with `upstream: areal`, the arguments upstream AReaL's LocalScheduler passes its RPC servers (a driver
+    with `upstream: areal` is run through run_trainer_argv instead)."""
     spec = plan["roles"][role]
     argv = list(spec["argv"]) + (["--port", str(ports[0])] if ports else [])
-    return argv + upstream_args(plan, role, index) if spec.get("upstream") == "areal" else argv
+    if spec.get("upstream") == "areal" and spec["kind"] != "driver":
+        return argv + upstream_args(plan, role, index)
+    return argv
 
 
 def upstream_args(plan: Dict[str, Any], role: str, index: int) -> List[str]:

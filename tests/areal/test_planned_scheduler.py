@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from areal_compiler.agent.contract import worker_argv
 from areal_compiler.pipeline import plan_file
-from areal_compiler.upstream.workers import rpc_server_args
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -27,13 +27,16 @@ experiment_name: planned
 trial_name: t0
 compute: {{accelerator: CPU, num_accelerators: 0}}
 fileroot: {fileroot}
+areal: {{name_resolve: {{nfs_record_root: {fileroot}/name_resolve}}}}
 roles:
   actor:
     replicas: 2
-    cmd: python -m areal.infra.rpc.rpc_server
+    cmd: {python} -m areal.infra.rpc.rpc_server
+    upstream: areal
     scheduling_spec: {{cpu: 1, mem: 1}}
   proxy:
-    cmd: python -m areal.infra.rpc.rpc_server
+    cmd: {python} -m areal.infra.rpc.rpc_server
+    upstream: areal
     scheduling_spec: {{cpu: 1, mem: 1, port_count: 1}}
     scheduling_strategy: {{type: colocation, target: actor}}
 runtime: {{base_port: {base_port}}}
@@ -53,16 +56,14 @@ def _free_block(size: int = 8) -> int:
     raise RuntimeError("no free block of ports")
 
 
-def _start(python: str, plan, tmp_path: Path, env: dict) -> list[subprocess.Popen]:
-    """Every planned process, as upstream's LocalScheduler would start it: cmd, --port, then its arguments."""
-    name_resolve = {"type": "nfs", "nfs_record_root": str(tmp_path / "name_resolve"), "etcd3_addr": "localhost:2379"}
+def _start(plan, tmp_path: Path, env: dict) -> list[subprocess.Popen]:
+    """Every planned process with the argv its agent would give it (`upstream: areal`: upstream's arguments)."""
     procs = []
+    plan_dict = json.loads(plan.to_json())
     for worker in plan.workers:
         for role, index, ports in [(worker.role, worker.index, worker.ports)] + \
                 [(f.role, f.index, f.ports) for f in worker.forks]:
-            argv = [python, "-m", "areal.infra.rpc.rpc_server", "--port", str(ports[0]),
-                    *rpc_server_args(plan.experiment_name, plan.trial_name, role, index, name_resolve,
-                                     plan.fileroot)]
+            argv = worker_argv(plan_dict, role, index, ports)
             log = open(tmp_path / f"{role}.{index}.log", "wb")
             procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
     return procs
@@ -71,7 +72,8 @@ def _start(python: str, plan, tmp_path: Path, env: dict) -> list[subprocess.Pope
 @pytest.fixture
 def planned_job(areal_python, tmp_path):
     exp = tmp_path / "exp.yaml"
-    exp.write_text(EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=_free_block()), encoding="utf-8")
+    exp.write_text(EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=_free_block(), python=areal_python),
+                   encoding="utf-8")
     result = plan_file(str(exp))
     assert result.ok, [d.render() for d in result.diagnostics]
     (tmp_path / "plan.json").write_text(result.plan.to_json(), encoding="utf-8")
@@ -79,8 +81,9 @@ def planned_job(areal_python, tmp_path):
     (tmp_path / "path" / "areal_compiler").symlink_to(REPO / "compiler")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AREAL_", "PYTHON"))}
     env.update(PYTHONPATH=os.pathsep.join([str(HERE / "programs"), str(tmp_path / "path")]),
-               AREAL_PLAN_FILE=str(tmp_path / "plan.json"), PYTHONUNBUFFERED="1")
-    procs = _start(areal_python, result.plan, tmp_path, env)
+               AREAL_PLAN_FILE=str(tmp_path / "plan.json"), PYTHONUNBUFFERED="1",
+               PLANNED_FILEROOT=str(tmp_path / "fileroot"))
+    procs = _start(result.plan, tmp_path, env)
     yield result.plan, env, procs
     for proc in procs:
         proc.kill()
@@ -112,7 +115,9 @@ def test_upstream_train_controller_runs_on_the_planned_workers(areal_python, pla
     assert "role `critic`, which the compiled experiment does not have" in mismatch["role"]
     assert "1 device(s) per worker of role `actor` but the plan gives 0" in mismatch["devices"]
     assert "set roles.proxy.scheduling_strategy" in mismatch["strategy"]
-    assert all(m.startswith("WorkerCreationError") for m in mismatch.values()), mismatch
+    assert all(m.startswith("WorkerCreationError") for k, m in mismatch.items() if k != "config"), mismatch
+    assert mismatch["config"] == ("PlanMismatch: the training config's trial_name is 'other' but the compiled "
+                                  "experiment's areal.trial_name is 't0': make them the same")
 
 
 AGENT_EXPERIMENT = """\
@@ -120,11 +125,12 @@ experiment_name: planned
 trial_name: t0
 compute: {{accelerator: CPU, num_accelerators: 0}}
 fileroot: {fileroot}
+areal: {{name_resolve: {{nfs_record_root: {fileroot}/name_resolve}}}}
 roles:
   actor:
     replicas: 1
-    cmd: python -m areal.infra.rpc.rpc_server --experiment-name planned --trial-name t0 --role actor
-      --worker-index 0 --nfs-record-root {fileroot}/name_resolve --fileroot {fileroot}
+    cmd: python -m areal.infra.rpc.rpc_server
+    upstream: areal
     scheduling_spec: {{cpu: 1, mem: 1}}
 runtime: {{base_port: {base_port}, fork_commands: any}}
 """

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import types
 
 from areal.api import Job
-from areal.api.cli_args import BaseExperimentConfig, SchedulingSpec, TrainEngineConfig
+from areal.api.cli_args import (BaseExperimentConfig, ClusterSpecConfig, NameResolveConfig, SchedulingSpec,
+                                TrainEngineConfig)
 from areal.api.io_struct import FinetuneSpec
 from areal.infra.controller.train_controller import TrainController
 from areal.infra.utils.concurrent import run_async_task
@@ -18,8 +20,14 @@ from areal_compiler.upstream.areal_scheduler import PlannedScheduler
 from mini_engine import MiniEngine
 
 
-def mismatches() -> dict:
+def mismatches(config) -> dict:
     out = {}
+    try:
+        PlannedScheduler(exp_config=BaseExperimentConfig(experiment_name="planned", trial_name="other",
+                                                         cluster=config.cluster))
+        out["config"] = "accepted"
+    except Exception as exc:
+        out["config"] = f"{type(exc).__name__}: {exc}"
     for key, job in {"replicas": Job(role="actor", replicas=3),
                      "role": Job(role="critic", replicas=1),
                      "devices": Job(role="actor", replicas=2, tasks=[SchedulingSpec(gpu=1)]),
@@ -34,7 +42,9 @@ def mismatches() -> dict:
 
 def main() -> None:
     from areal.trainer.sft_trainer import SFTTrainer  # imported after run_trainer installed its hook
-    config = BaseExperimentConfig(experiment_name="planned", trial_name="t0")
+    root = os.environ["PLANNED_FILEROOT"]  # the experiment's fileroot and name service, as the workers were told
+    config = BaseExperimentConfig(experiment_name="planned", trial_name="t0", cluster=ClusterSpecConfig(
+        fileroot=root, name_resolve=NameResolveConfig(nfs_record_root=f"{root}/name_resolve")))
     factory = type(SFTTrainer._init_scheduler(types.SimpleNamespace(config=config))).__name__
     scheduler = PlannedScheduler(exp_config=config)
     controller = TrainController(MiniEngine, TrainEngineConfig(backend="fsdp:d2"), scheduler)
@@ -52,7 +62,7 @@ def main() -> None:
     scheduler.delete_workers("proxy")
     print(json.dumps({"factory": factory, "workers": [(w.id, w.ip, w.worker_ports) for w in workers],
                       "sums": sums, "single": single, "forked": forked, "proxies": proxies,
-                      "mismatches": mismatches(), "after_delete": sorted(scheduler._workers)}))
+                      "mismatches": mismatches(config), "after_delete": sorted(scheduler._workers)}))
 
 
 main()
