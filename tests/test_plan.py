@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from helpers import BASE, EXAMPLES, ROOT, areal, write
-from areal_compiler.agent.contract import fork_env, worker_argv, worker_env
+from areal_compiler.agent.contract import fork_env, run_trainer_argv, worker_argv, worker_env
+from areal_compiler.agent.policy import is_declared
 from areal_compiler.pipeline import plan_file
 
 HOSTS = ["node-a", "node-b", "node-c"]
@@ -168,3 +169,48 @@ def test_gate_defaults_follow_upstream_zero_means_default(tmp_path, staleness, m
     """Upstream's rollout controller: `max_concurrent_rollouts or batch size`, `queue_size or 16 x concurrency`."""
     plan = plan_of(write(tmp_path, BASE + f"staleness: {staleness}\n"))
     assert (plan.gate.max_concurrent_rollouts, plan.gate.queue_size) == (mcr, queue)
+
+
+UPSTREAM = BASE.replace("    cmd: python3 -m rollout\n", "    cmd: python3 -m areal.infra.rpc.rpc_server\n"
+                        "    upstream: areal\n") + """\
+  proxy:
+    cmd: python3 -m proxy --verbose
+    upstream: areal
+    scheduling_spec: {port_count: 1}
+    scheduling_strategy: {type: colocation, target: rollout}
+driver: {cmd: python3 -m areal.launcher --config c.yaml, upstream: areal}
+areal: {trial_name: trial_0, name_resolve: {type: etcd3, etcd3_addr: "etcd:2379"}}
+fileroot: /shared/areal
+"""
+
+
+def test_upstream_roles_get_upstream_local_schedulers_arguments(tmp_path):
+    """The arguments areal 1.0.4's LocalScheduler.create_workers passes after --port, in its order; names and name
+    service from the `areal` block (defaults: the experiment's names, upstream's defaults), fileroot ours."""
+    plan = json.loads(plan_of(write(tmp_path, UPSTREAM)).to_json())
+    rollout = next(w for w in plan["workers"] if w["role"] == "rollout" and w["index"] == 1)
+    assert worker_argv(plan, "rollout", 1, rollout["ports"]) == [
+        "python3", "-m", "areal.infra.rpc.rpc_server", "--port", str(rollout["ports"][0]),
+        "--experiment-name", "exp", "--trial-name", "trial_0", "--role", "rollout", "--worker-index", "1",
+        "--name-resolve-type", "etcd3", "--nfs-record-root", "/tmp/areal/name_resolve", "--etcd3-addr", "etcd:2379",
+        "--fileroot", "/shared/areal"]
+    fork = rollout["forks"][0]
+    assert worker_argv(plan, "proxy", fork["index"], fork["ports"])[:9] == [
+        "python3", "-m", "proxy", "--verbose", "--port", str(fork["ports"][0]), "--experiment-name", "exp",
+        "--trial-name"]
+    assert worker_argv(plan, "actor", 0, [1, 2]) == ["python3", "-m", "train", "--port", "1"]  # not upstream
+    # the driver gets nothing appended: its agent runs it through agent.pyz run-trainer
+    assert worker_argv(plan, "driver", 0, []) == ["python3", "-m", "areal.launcher", "--config", "c.yaml"]
+    assert run_trainer_argv(worker_argv(plan, "driver", 0, []), "/t/agent.pyz") == [
+        "python3", "/t/agent.pyz", "run-trainer", "-m", "areal.launcher", "--config", "c.yaml"]
+
+
+def test_a_declared_upstream_fork_must_carry_exactly_its_upstream_arguments(tmp_path):
+    plan = json.loads(plan_of(write(tmp_path, UPSTREAM)).to_json())
+    fork = next(w for w in plan["workers"] if w["role"] == "rollout")["forks"][0]
+    argv = worker_argv(plan, "proxy", 0, [40000])
+    assert is_declared(plan, "proxy", 0, argv, None, {40000})
+    assert not is_declared(plan, "proxy", 1, argv, None, {40000})  # another index's arguments
+    assert not is_declared(plan, "proxy", 0, argv, None, {40001})  # a port this agent did not allocate
+    assert not is_declared(plan, "proxy", 0, argv[:-2], None, {40000})
+    assert fork["index"] == 0

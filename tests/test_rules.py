@@ -22,6 +22,23 @@ CASES = {
     "driver env contract var": (BASE + "driver: {cmd: train, scheduling_spec: {env_vars: {RANK: '0'}}}\n",
                                 ("E432", 13, 51)),
     "driver gets no devices": (BASE + "driver: {cmd: train, scheduling_spec: {gpu: 1}}\n", ("E201", 13, 40)),
+    # upstream: areal
+    "upstream role cmd passes an upstream flag": (
+        sub(ACTOR_CMD, "    cmd: python3 -m train --worker-index=3 --role actor\n    upstream: areal\n"),
+        ("E444", 12, 10)),
+    "upstream role without ports": (
+        BASE + "    upstream: areal\n    scheduling_spec: {port_count: 0}\n", ("E445", 14, 35)),
+    "upstream on a fork: false role": (
+        BASE + "  ref:\n    upstream: areal\n    scheduling_strategy: {type: colocation, target: actor, fork: false}\n",
+        ("E445", 14, 5)),
+    "upstream driver not a python command": (BASE + "driver: {cmd: ./train.sh, upstream: areal}\n", ("E445", 13, 15)),
+    "upstream driver python -m without a module": (BASE + "driver: {cmd: python3 -m, upstream: areal}\n",
+                                                   ("E445", 13, 15)),
+    "areal name service root relative": (BASE + "areal: {name_resolve: {nfs_record_root: nr}}\n", ("E446", 13, 41)),
+    "areal etcd3 address without port": (BASE + "areal: {name_resolve: {type: etcd3, etcd3_addr: etcd}}\n",
+                                         ("E446", 13, 49)),
+    "areal empty trial name": (BASE + "areal: {trial_name: ''}\n", ("E446", 13, 21)),
+    "areal unknown name service": (BASE + "areal: {name_resolve: {type: zk}}\n", ("E203", 13, 30)),
     # schema
     "unknown key, did you mean": (sub("  num_accelerators: 8", "  num_accelerator: 8"), ("E201", 5, 3)),
     "missing key": (sub("trial_name: t0\n", ""), ("E202", 1, 1)),

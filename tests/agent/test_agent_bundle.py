@@ -77,3 +77,38 @@ def test_agent_imports_only_the_stdlib_and_itself():
         assert len(tree.body) == 1 or "from __future__ import annotations" in source, path.name
         assert ast.get_docstring(tree) and len(ast.get_docstring(tree).splitlines()) >= 2, path.name
         assert not any(isinstance(n, getattr(ast, "Match", ())) for n in ast.walk(tree)), path.name
+
+
+def test_an_upstream_driver_runs_through_the_bundled_planned_scheduler(tmp_path, agents):
+    """A driver with upstream: areal: its agent runs `python agent.pyz run-trainer SCRIPT ARGS` (the same
+    interpreter), with the script's folder first on sys.path, the trainer hook installed, and the plan file and node
+    hosts in its environment."""
+    pyz = tmp_path / "agent.pyz"
+    pyz.write_bytes(agent_bundle())
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    (folder / "train.py").write_text(
+        "import json, os, sys\n"
+        "print(json.dumps({'argv': sys.argv, 'path0': sys.path[0], 'hook': 'areal_upstream.run_trainer' in "
+        "sys.modules, 'plan': os.environ['AREAL_PLAN_FILE'], 'hosts': os.environ['AREAL_NODE_HOSTS']}))\n",
+        encoding="utf-8")
+    plan_path = make_plan(tmp_path / "plan.json", [worker("driver", 0, [PY, str(folder / "train.py"), "--config",
+                                                                         "c.yaml"])])
+    plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    plan["roles"]["driver"].update(kind="driver", upstream="areal")
+    plan_path.write_text(json.dumps(plan), encoding="utf-8")
+    run = tmp_path / "run"
+    proc = agents(plan_path, "driver/0", run, log=tmp_path / "d.log", launcher=[PY, "-I", str(pyz)])
+    assert proc.wait(30) == 0, (tmp_path / "d.log").read_text(encoding="utf-8")
+    seen = json.loads((tmp_path / "d.log").read_text(encoding="utf-8").splitlines()[-1])
+    assert seen == {"argv": [str(folder / "train.py"), "--config", "c.yaml"], "path0": str(folder), "hook": True,
+                    "plan": str(plan_path), "hosts": "127.0.0.1"}
+
+
+def test_an_upstream_driver_needs_the_bundle(tmp_path, agents):
+    plan_path = make_plan(tmp_path / "plan.json", [worker("driver", 0, [PY, "train.py"])])
+    plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    plan["roles"]["driver"].update(kind="driver", upstream="areal")
+    plan_path.write_text(json.dumps(plan), encoding="utf-8")
+    proc = agents(plan_path, "driver/0", tmp_path / "run", log=tmp_path / "d.log")  # the agent's package, no pyz
+    assert proc.wait(30) == 2
