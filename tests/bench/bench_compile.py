@@ -58,7 +58,7 @@ def paired_ratio(cpu: dict[str, list[float]], name: str, base: str) -> float:
 def cold(repeat: int, work: str) -> None:
     commands = {
         "python -c pass": [PY, "-c", "pass"],
-        "import floor: click, pydantic, yaml, jinja2": [PY, "-c", "import click, pydantic, yaml, jinja2"],
+        "import floor: click, pydantic, yaml": [PY, "-c", "import click, pydantic, yaml"],
         "areal --help": [*AREAL, "--help"],
         "areal validate two-node-decoupled": [*AREAL, "validate", str(TWO_NODE)],
         "areal compile two-node-decoupled": [*AREAL, "compile", str(TWO_NODE), "--out", f"{work}/cold"],
@@ -75,7 +75,7 @@ def cold(repeat: int, work: str) -> None:
     for name, times in cpu.items():
         ratios = []
         if name.startswith("areal"):
-            ratios.append(f"{paired_ratio(cpu, name, 'import floor: click, pydantic, yaml, jinja2'):.2f}x import floor")
+            ratios.append(f"{paired_ratio(cpu, name, 'import floor: click, pydantic, yaml'):.2f}x import floor")
         if name == compile_name and torchx:
             ratios.append(f"{paired_ratio(cpu, name, 'torchx 0.7.0 slurm dry-run dist.ddp -j 2x8'):.2f}x torchx")
         print(f"{name:<46} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms  {', '.join(ratios)}")
