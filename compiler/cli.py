@@ -173,7 +173,7 @@ def plan(file: str, fmt: str, output: str) -> None:
     result = plan_file(file)
     exit_on_diagnostics([result], output)
     if output == "json":
-        emit_json(result.plan.model_dump(mode="json"))
+        emit_json(result.plan.dump())
     else:
         click.echo(planview.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
 

@@ -38,7 +38,7 @@ def test_a_plan_needs_no_standard_library_fallback(monkeypatch):
     from areal_compiler import canonical
     from areal_compiler.pipeline import plan_file
 
-    data = [plan_file(str(e)).plan.model_dump(mode="json") for e in EXAMPLES]
+    data = [plan_file(str(e)).plan.dump() for e in EXAMPLES]
     expected = [reference(d) for d in data]
     monkeypatch.setattr(canonical.json, "dumps", lambda *a, **k: "fallback")
     assert [canonical_json(d) for d in data] == expected

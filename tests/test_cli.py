@@ -50,14 +50,14 @@ def test_usage_error_exits_2():
 
 
 def test_help_and_validate_import_nothing_heavy(tmp_path):
-    """--help imports no renderer; validate renders like compile (jinja2 for Slurm) but never a cluster client."""
+    """--help imports no renderer; validate renders like compile but never a cluster client."""
     code = ("import sys; from areal_compiler.cli import main\n"
             "try:\n    main([{args}])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ({heavy}) if m in sys.modules]\n"
             "print('HEAVY=' + ','.join(heavy), file=sys.stderr)")
     import subprocess
 
-    cases = {"'--help'": "'kubernetes', 'ray', 'jinja2', 'jsonschema'",
+    cases = {"'--help'": "'kubernetes', 'ray', 'yaml', 'pydantic', 'jsonschema'",
              f"'validate', {str(EXAMPLES[0])!r}": "'kubernetes', 'ray', 'jsonschema', 'areal_compiler.cli_runs'"}
     for args, heavy in cases.items():
         code_ = code.replace("{heavy}", heavy)

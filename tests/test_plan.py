@@ -53,7 +53,7 @@ def test_no_device_is_used_twice_and_ports_are_unique(example):
     if not any(r.colocated_with is None and r.workers and plan.accelerator["devices_per_node"]
                for r in plan.roles.values()):
         return
-    if not plan.model_dump().get("allow_device_sharing"):
+    if not plan.dump().get("allow_device_sharing"):
         used = Counter((w.node, d) for w in plan.workers for d in w.devices)
         assert max(used.values()) == 1
     ports = [p for w in plan.workers for p in [*w.ports, w.agent_port, *(q for f in w.forks for q in f.ports)]]

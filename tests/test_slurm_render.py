@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sysconfig
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_deterministic_and_free_of_user_values(example):
 def _two_node_plan(**slurm):
     plan = plan_file(str(ROOT / "examples" / "two-node-decoupled.yaml")).plan
     targets = dict(plan.targets, slurm=dict(plan.targets["slurm"], **slurm))
-    return plan.model_copy(update={"targets": targets})
+    return replace(plan, targets=targets)
 
 
 def test_resources_of_two_node_example():
@@ -159,17 +160,16 @@ def test_typed_gres_and_old_versions():
 
 def test_role_overrides_and_conflicts():
     plan = _two_node_plan()
-    roles = dict(plan.roles, actor=plan.roles["actor"].model_copy(update={"slurm": {"partition": "train",
-                                                                                    "exclusive": True}}))
-    comps = components(slurm_target.render_script(plan.model_copy(update={"roles": roles})))
+    roles = dict(plan.roles, actor=replace(plan.roles["actor"], slurm={"partition": "train", "exclusive": True}))
+    comps = components(slurm_target.render_script(replace(plan, roles=roles)))
     assert "#SBATCH --partition=gpu" in comps[0] and "#SBATCH --exclusive" not in comps[0]
     assert "#SBATCH --partition=train" in comps[1] and "#SBATCH --exclusive" in comps[1]
     single = plan_file(str(ROOT / "examples" / "single-node-colocated-ref.yaml")).plan
     roles = dict(single.roles,
-                 rollout=single.roles["rollout"].model_copy(update={"slurm": {"qos": "a"}}),
-                 actor=single.roles["actor"].model_copy(update={"slurm": {"qos": "b"}}))
+                 rollout=replace(single.roles["rollout"], slurm={"qos": "a"}),
+                 actor=replace(single.roles["actor"], slurm={"qos": "b"}))
     with pytest.raises(slurm_target.SlurmRenderError, match="share nodes"):
-        slurm_target.render_script(single.model_copy(update={"roles": roles}))
+        slurm_target.render_script(replace(single, roles=roles))
 
 
 def test_sbatch_values_are_quoted_or_refused():

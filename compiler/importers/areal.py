@@ -21,12 +21,6 @@ MAX_BASE_NAME = 52  # rules.py: <exp>-<trial>-<role> must fit generated Kubernet
 SCHEDULER_TYPES = ("local", "ray", "slurm")
 
 
-def is_upstream(data) -> bool:
-    """Upstream's shape: names plus cluster/actor/allocation_mode, and none of our own `compute`/`roles`."""
-    return (isinstance(data, dict) and "experiment_name" in data and "compute" not in data
-            and "roles" not in data and any(k in data for k in ("cluster", "actor", "allocation_mode")))
-
-
 def import_areal(source: Source, raw: bytes, accelerator: str | None = None, driver: str | None = None,
                  targets: tuple[str, ...] = ()) -> ImportedSource:
     b = Builder(source, resolve(source))

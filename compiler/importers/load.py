@@ -11,9 +11,6 @@ from areal_compiler.source import Source, _fail, load
 
 def load_source(path: str, name: str | None = None, options: ImportOptions | None = None) -> Source:
     """Our experiment as a Source: read directly, or imported from an upstream config. Raises SourceError."""
-    from areal_compiler.importers.areal import import_areal, is_upstream
-    from areal_compiler.targets import names
-
     options = options or CURRENT.get()
     source = load(path, name)
     if options.source_format != "areal" and not is_upstream(source.data):
@@ -24,6 +21,9 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
     if not isinstance(source.data, dict):
         raise _fail(source.name, "E511", "an upstream AReaL config is a mapping of keys (experiment_name, "
                     "cluster, actor, ...)")
+    from areal_compiler.importers.areal import import_areal  # only for upstream configs: our own never pay for it
+    from areal_compiler.targets import names
+
     try:
         raw = Path(path).read_bytes()  # the original bytes travel with the artifacts, unchanged
     except OSError as exc:
@@ -35,3 +35,9 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
 
         apply_overlay(imported, load(options.overlay))
     return imported
+
+
+def is_upstream(data) -> bool:
+    """Upstream's shape: names plus cluster/actor/allocation_mode, and none of our own `compute`/`roles`."""
+    return (isinstance(data, dict) and "experiment_name" in data and "compute" not in data
+            and "roles" not in data and any(k in data for k in ("cluster", "actor", "allocation_mode")))

@@ -1,13 +1,14 @@
-"""The plan (IR) as frozen models: roles, workers placed on logical nodes and devices, forks, gate, completion.
+"""The plan (IR) as frozen dataclasses: roles, workers placed on logical nodes and devices, forks, gate, completion.
 
-Built by plan/build.py; dumped to plan.json (the agent's only input) and read by every target and `areal plan`.
+Built by plan/build.py from the validated experiment (so nothing here validates again); dumped to plan.json (the
+agent's only input) and read by every target and `areal plan`. Plain dataclasses, not pydantic models: building
+their validators cost more of a cold compile than the compile itself, and they never saw unchecked input.
 Linear in workers: what a role's processes share (command, env, resources) is stated once on the role; each
 worker carries only its placement and ports; the agent derives every process's environment from the plan."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
-
-from pydantic import BaseModel, ConfigDict
 
 from areal_compiler.canonical import canonical_json
 
@@ -15,10 +16,23 @@ PLAN_VERSION = 2
 DRIVER = "driver"  # the role name of the driver (the controller); a user role may not use it
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Frozen:
+    def dump(self) -> dict:
+        """Plain data (dicts, lists, numbers, strings), fields in declaration order: what plan.json holds."""
+        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
 
 
+def _plain(value):
+    if isinstance(value, Frozen):
+        return value.dump()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
 class Fork(Frozen):
     """A process of a colocated role (fork: true) that a worker's agent starts beside its worker."""
 
@@ -27,6 +41,7 @@ class Fork(Frozen):
     ports: list[int]
 
 
+@dataclass(frozen=True)
 class Worker(Frozen):
     role: str
     index: int
@@ -41,6 +56,7 @@ class Worker(Frozen):
         return f"{self.role}/{self.index}"
 
 
+@dataclass(frozen=True)
 class RolePlan(Frozen):
     kind: str  # training | inference | helper | driver
     backend: str | None
@@ -61,6 +77,7 @@ class RolePlan(Frozen):
     slurm: dict[str, str | bool]
 
 
+@dataclass(frozen=True)
 class Gate(Frozen):
     role: str
     index: int
@@ -70,6 +87,7 @@ class Gate(Frozen):
     queue_size: int
 
 
+@dataclass(frozen=True)
 class Completion(Frozen):
     """How the job ends (decided at run time by the agent's outcome module, the same for every target)."""
 
@@ -77,6 +95,7 @@ class Completion(Frozen):
     may_fail: list[str]  # roles whose failure does not fail the job
 
 
+@dataclass(frozen=True)
 class Plan(Frozen):
     plan_version: int
     experiment_name: str
@@ -103,7 +122,7 @@ class Plan(Frozen):
     @cached_property
     def json_text(self) -> str:
         """plan.json's text, serialized once however many targets carry it (the plan is frozen)."""
-        return canonical_json(self.model_dump(mode="json"))
+        return canonical_json(self.dump())
 
     def to_json(self) -> str:
         return self.json_text

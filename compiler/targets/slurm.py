@@ -1,8 +1,8 @@
 """The Slurm target: one batch script, job.sbatch, that starts one agent per planned worker with srun.
 
 Called by targets.render; submitted by runs/slurm.py (`areal submit`). Built from the plan only: a plain dict context
-rendered through templates/slurm.sbatch.j2, where every value that reaches the shell goes through the `q` filter
-(shlex.quote) and every value in an `#SBATCH` line through `sbatch_value`. Role commands, env values and secrets are
+written out by targets/sbatch.py, where every value that reaches the shell goes through `q` (shlex.quote) and every
+value in an `#SBATCH` line through `sbatch_value`. Role commands, env values and secrets are
 never in the script: the agent reads them from plan.json (and the secret files) at run time.
 
 Components. Each non-colocated role with processes becomes part of one heterogeneous-job component; roles whose
@@ -30,13 +30,11 @@ Version-dependent flags, chosen by `slurm.version` (default 22.05) and never pro
 from __future__ import annotations
 
 import re
-import shlex
-from functools import lru_cache
-from importlib import resources
 
 from areal_compiler.agent.contract import env_suffix
 from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError
+from areal_compiler.targets.sbatch import script
 
 NAME = "slurm"
 ENTRY = "job.sbatch"
@@ -251,25 +249,8 @@ def _step(plan: Plan, k: int, name: str, ws: list, shared: dict, count: int, ver
             "image": role.image or ""}
 
 
-@lru_cache(maxsize=1)
-def _template():
-    """templates/slurm.sbatch.j2, compiled once per process (compiling it costs more than rendering it)."""
-    source = resources.files("areal_compiler.templates").joinpath("slurm.sbatch.j2").read_text(encoding="utf-8")
-    return _environment().from_string(source)
-
-
-def _environment():
-    import jinja2  # only when rendering: validate and plan never pay for it
-
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True,
-                             comment_start_string="{##", comment_end_string="##}")  # bash uses ${#array[@]}
-    env.filters["q"] = lambda value: shlex.quote(str(value))
-    return env
-
-
 def render_script(plan: Plan) -> str:
-    return _template().render(**context(plan))
+    return script(context(plan))
 
 
 def check(plan: Plan) -> list[TargetError]:

@@ -5,6 +5,7 @@ TorchX 0.7.0 is the peer baseline when installed: $AREAL_BENCH_TORCHX or /tmp/ar
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -57,7 +58,7 @@ def paired_ratio(cpu: dict[str, list[float]], name: str, base: str) -> float:
 def cold(repeat: int, work: str) -> None:
     commands = {
         "python -c pass": [PY, "-c", "pass"],
-        "import floor: click, pydantic, yaml, jinja2": [PY, "-c", "import click, pydantic, yaml, jinja2"],
+        "import floor: click, pydantic, yaml": [PY, "-c", "import click, pydantic, yaml"],
         "areal --help": [*AREAL, "--help"],
         "areal validate two-node-decoupled": [*AREAL, "validate", str(TWO_NODE)],
         "areal compile two-node-decoupled": [*AREAL, "compile", str(TWO_NODE), "--out", f"{work}/cold"],
@@ -74,7 +75,7 @@ def cold(repeat: int, work: str) -> None:
     for name, times in cpu.items():
         ratios = []
         if name.startswith("areal"):
-            ratios.append(f"{paired_ratio(cpu, name, 'import floor: click, pydantic, yaml, jinja2'):.2f}x import floor")
+            ratios.append(f"{paired_ratio(cpu, name, 'import floor: click, pydantic, yaml'):.2f}x import floor")
         if name == compile_name and torchx:
             ratios.append(f"{paired_ratio(cpu, name, 'torchx 0.7.0 slurm dry-run dist.ddp -j 2x8'):.2f}x torchx")
         print(f"{name:<46} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms  {', '.join(ratios)}")
@@ -86,30 +87,38 @@ THROUGHPUT = """
 import sys, time
 from pathlib import Path
 from areal_compiler.pipeline import compile_file
-from areal_compiler.targets import names
 examples, rounds = sorted(Path(sys.argv[1]).glob("*.yaml")), int(sys.argv[2])
-compile_file(str(examples[0]), names())  # warm: imports, the agent bundle, the sbatch template
+targets = tuple(sys.argv[3].split(","))
+compile_file(str(examples[0]), targets)  # warm: imports, the agent bundle, the sbatch template
 start = time.perf_counter()
 for _ in range(rounds):
     for example in examples:
-        assert compile_file(str(example), names()).ok, example
+        assert compile_file(str(example), targets).ok, example
 print(rounds * len(examples) / (time.perf_counter() - start))
 """
+# The targets a checkout has: names() today; older checkouts (before the target registry) listed TARGETS.
+TARGET_NAMES = "from areal_compiler import targets as t; print(*(t.names() if hasattr(t, 'names') else t.TARGETS))"
+
+
+def target_names(python: str) -> list[str]:
+    return subprocess.run([python, "-c", TARGET_NAMES], capture_output=True, text=True, check=True).stdout.split()
 
 
 def throughput(rounds: int, before: Path | None) -> None:
-    """Compiles per second of every example in one process (all targets), in chunks of ROUNDS; with BEFORE (an
-    older checkout with its own .venv), its chunks alternate with ours and the ratio is per pair of chunks."""
+    """Compiles per second of every example in one process, in chunks of ROUNDS, for every target; with BEFORE (an
+    older checkout with its own .venv), for the targets both have, its chunks alternate with ours and the ratio is
+    per pair of chunks."""
     checkouts = {"this checkout": (PY, ROOT)}
     if before is not None:
         checkouts["before: " + str(before)] = (str(before / ".venv" / "bin" / "python"), before)
+    known = [target_names(python) for python, _ in checkouts.values()]
+    targets = [t for t in known[0] if all(t in k for k in known)]
     rates: dict[str, list[float]] = {name: [] for name in checkouts}
     for _ in range(5):
         for name, (python, checkout) in checkouts.items():
-            out = subprocess.run([python, "-c", THROUGHPUT, str(checkout / "examples"), str(rounds)],
-                                 capture_output=True, text=True, check=True)
-            rates[name].append(float(out.stdout))
-    print(f"\n## in-process: all examples x {rounds}, all targets, 5 interleaved chunks\n")
+            argv = [python, "-c", THROUGHPUT, str(checkout / "examples"), str(rounds), ",".join(targets)]
+            rates[name].append(float(subprocess.run(argv, capture_output=True, text=True, check=True).stdout))
+    print(f"\n## in-process: all examples x {rounds}, targets {','.join(targets)}, 5 interleaved chunks\n")
     for name, values in rates.items():
         ratio = ""
         if name != "this checkout":
@@ -174,6 +183,12 @@ def sweep(sizes: list[int], work: str) -> None:
         previous = {"cpu": cpu, "rss": rss, **sizes_now}
 
 
+def bytecode(checkout: Path) -> None:
+    """Compile the checkout's modules as an install does: with PYTHONDONTWRITEBYTECODE set (some sandboxes and CI
+    set it), an editable install would otherwise compile every module from source in every cold run."""
+    compileall.compile_dir(checkout / "compiler", quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds and small sizes (a smoke run)")
@@ -184,6 +199,8 @@ def main() -> None:
     repeat, rounds = (2, 1) if args.quick else (15, 10)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1, 4] if args.quick else \
         [1, 4, 16, 64, 256, 1024]
+    for checkout in [ROOT] + ([args.before] if args.before else []):
+        bytecode(checkout)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {len(EXAMPLES)} examples\n")
     with tempfile.TemporaryDirectory(prefix="areal-bench-") as work:
         cold(repeat, work)

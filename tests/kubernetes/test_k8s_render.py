@@ -203,3 +203,19 @@ slurm: {container_type: apptainer, mount: ["/a:/b"]}
 def test_no_image_is_a_located_error(compile_k8s):
     result, _ = compile_k8s(BASE)
     assert any("has no image" in m for m, _ in _errors(result))
+
+
+def test_configmap_bytes_are_what_the_emitter_writes(tmp_path):
+    """render() puts agent.pyz's base64 text in after dumping (a speed-up): the bytes stay what dumping the whole
+    ConfigMap writes, also when a user's value (here a command, so in plan.json) spells the stand-in."""
+    from areal_compiler.pipeline import plan_file
+    from areal_compiler.targets import kubernetes
+
+    spelled = tmp_path / "spelled.yaml"
+    spelled.write_text((EXAMPLES / "two-node-decoupled.yaml").read_text().replace(
+        "cmd: python3 -m areal.infra.rpc.rpc_server", f"cmd: echo {kubernetes.AGENT_STAND_IN}"))
+    for example in [*sorted(EXAMPLES.glob("*.yaml")), spelled]:
+        plan = plan_file(str(example)).plan
+        header = kubernetes.HEADER.format(run=f"{plan.experiment_name}/{plan.trial_name}")
+        rendered = {a.path: a.content for a in kubernetes.render(plan)}
+        assert rendered == {path: kubernetes.dump(docs, header) for path, docs in kubernetes.objects(plan).items()}
