@@ -59,3 +59,20 @@ def engine_or_skip(found, engine: str):
             pytest.fail(f"{flag}=1 but {reason}", pytrace=False)
         pytest.skip(reason)
     return thing
+
+
+def free_port_block(size: int) -> int:
+    """The first of `size` consecutive ports that are free now (for a test's runtime.base_port)."""
+    import random
+    import socket
+
+    for _ in range(50):
+        base = random.randrange(32000, 60000)
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as probe:
+                    probe.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free block of ports")

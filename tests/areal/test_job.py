@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 from pathlib import Path
 
-from helpers import areal
+from helpers import areal, free_port_block
 from areal_compiler.pipeline import plan_file
 
 HERE = Path(__file__).resolve().parent
@@ -61,19 +59,6 @@ recover: *names
 """
 
 
-def _free_block(size: int = 16) -> int:
-    for _ in range(50):
-        base = random.randrange(32000, 60000)
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as probe:
-                    probe.bind(("0.0.0.0", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free block of ports")
-
-
 def _processes_naming(text: str) -> list[str]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -89,7 +74,8 @@ def _processes_naming(text: str) -> list[str]:
 def test_a_compiled_job_runs_upstream_workers_and_an_unchanged_controller(areal_python, tmp_path):
     root = tmp_path
     exp = tmp_path / "job.areal.yaml"
-    exp.write_text(EXPERIMENT.format(root=root, python=areal_python, programs=PROGRAMS, base_port=_free_block()),
+    exp.write_text(EXPERIMENT.format(root=root, python=areal_python, programs=PROGRAMS,
+                                     base_port=free_port_block(16)),
                    encoding="utf-8")
     (tmp_path / "job.yaml").write_text(CONFIG.format(root=root), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AREAL_", "PYTHON"))}

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 import sys
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from helpers import free_port_block
 
 from areal_compiler.agent.contract import worker_argv
 from areal_compiler.pipeline import plan_file
@@ -43,19 +43,6 @@ runtime: {{base_port: {base_port}}}
 """
 
 
-def _free_block(size: int = 8) -> int:
-    for _ in range(50):
-        base = random.randrange(32000, 60000)
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as probe:
-                    probe.bind(("0.0.0.0", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free block of ports")
-
-
 def _start(plan, tmp_path: Path, env: dict) -> list[subprocess.Popen]:
     """Every planned process with the argv its agent would give it (`upstream: areal`: upstream's arguments)."""
     procs = []
@@ -72,7 +59,8 @@ def _start(plan, tmp_path: Path, env: dict) -> list[subprocess.Popen]:
 @pytest.fixture
 def planned_job(areal_python, tmp_path):
     exp = tmp_path / "exp.yaml"
-    exp.write_text(EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=_free_block(), python=areal_python),
+    exp.write_text(EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=free_port_block(8),
+                                     python=areal_python),
                    encoding="utf-8")
     result = plan_file(str(exp))
     assert result.ok, [d.render() for d in result.diagnostics]
@@ -139,7 +127,8 @@ runtime: {{base_port: {base_port}, fork_commands: any}}
 def test_a_role_the_plan_does_not_declare_is_forked_through_our_agent(areal_python, tmp_path):
     """Upstream's fork (alloc_ports, then /fork with its raw_cmd) sent to our real agent, with the run's token."""
     exp = tmp_path / "exp.yaml"
-    exp.write_text(AGENT_EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=_free_block()), encoding="utf-8")
+    exp.write_text(AGENT_EXPERIMENT.format(fileroot=tmp_path / "fileroot", base_port=free_port_block(8)),
+                   encoding="utf-8")
     result = plan_file(str(exp))
     assert result.ok, [d.render() for d in result.diagnostics]
     plan_json = tmp_path / "plan.json"
