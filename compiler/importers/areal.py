@@ -15,8 +15,8 @@ from areal_compiler.source import Source
 from areal_compiler.spec.allocation import AllocationError, parse_allocation
 from areal_compiler.spec.catalog import CATALOG
 from areal_compiler.spec.shape import parse_role_backend
+from areal_compiler.upstream import CONFIG_NAME  # the original config's name in every target folder
 
-CONFIG_NAME = "areal-config.yaml"  # the original config's name in every target folder
 MAX_BASE_NAME = 52  # rules.py: <exp>-<trial>-<role> must fit generated Kubernetes names
 SCHEDULER_TYPES = ("local", "ray", "slurm")
 
@@ -62,6 +62,7 @@ def _names(b: Builder) -> None:
             b.note("W502", f"{key} `{old}` becomes `{new}` ({rule})", (key,),
                    "the training script still sees the original name in its config")
         b.put((key,), new or old, (key,))
+        b.put(("areal", key), old, (key,))  # what upstream's processes are told: the config's own names
 
 
 def _cluster(b: Builder, accelerator: str | None) -> None:
@@ -124,14 +125,20 @@ def _devices_used(b: Builder) -> int:
 
 
 def _name_resolve(b: Builder) -> None:
-    kind = b.get("cluster", "name_resolve", "type", default="nfs")
+    """cluster.name_resolve becomes the `areal` block's: what upstream's workers and its controller are told."""
+    at = ("cluster", "name_resolve")
+    kind = b.get(*at, "type", default="nfs")
     if kind not in ("nfs", "etcd3", "ray"):
-        b.error("E516", f"cluster.name_resolve.type `{kind}` is not one of nfs, etcd3, ray",
-                ("cluster", "name_resolve", "type"))
-    root = b.get("cluster", "name_resolve", "nfs_record_root", default="/tmp/areal/name_resolve")
+        b.error("E516", f"cluster.name_resolve.type `{kind}` is not one of nfs, etcd3, ray", at + ("type",))
+        return
+    root = b.get(*at, "nfs_record_root", default="/tmp/areal/name_resolve")
     if kind == "nfs" and not (isinstance(root, str) and root.startswith("/")):
         b.error("E516", f"cluster.name_resolve.nfs_record_root must be an absolute path, got {root!r}",
-                ("cluster", "name_resolve", "nfs_record_root"))
+                at + ("nfs_record_root",))
+        return
+    for key in ("type", "nfs_record_root", "etcd3_addr"):
+        if b.get(*at, key) is not None:
+            b.put(("areal", "name_resolve", key), b.get(*at, key), at + (key,))
 
 
 def _legacy_allocation(b: Builder) -> None:
@@ -200,6 +207,7 @@ def _driver(b: Builder, driver: str) -> None:
         driver = f"{driver} --config {CONFIG_NAME}"
     origin = Origin(None, None, label="--driver")
     b.put(("driver", "cmd"), driver, origin=origin)
+    b.put(("driver", "upstream"), "areal", origin=origin)  # run through run-trainer: the planned scheduler
     b.origins[("driver",)] = b.key_origins[("driver",)] = origin
 
 

@@ -45,6 +45,8 @@ def upstream_roles(b: Builder) -> list[tuple[str, tuple, str]]:
 
 
 def translate_roles(b: Builder, cpu_only: bool) -> None:
+    """Every role runs upstream's worker command, which upstream's schedulers give their arguments to (upstream:
+    areal): its spec `cmd`, the RPC server or the data-service guard by default."""
     for block in ("cluster", "scheduler", "rollout", "train_dataset"):
         if b.get(block) is not None and not isinstance(b.get(block), dict):
             b.error("E511", f"`{block}` must be a mapping", (block,))
@@ -62,6 +64,8 @@ def translate_roles(b: Builder, cpu_only: bool) -> None:
             _eval_rollout(b, name, at)
         else:
             _engine(b, name, at, kind, cpu_only)
+        if name in b.data.get("roles", {}):
+            b.put(("roles", name, "upstream"), "areal", origin=b.origin(at))
     _unplanned_engines(b)
 
 

@@ -15,8 +15,21 @@ def test_gsm8k_roles_follow_upstream_controllers(tmp_path):
     assert list(got) == ["data-data", "actor", "rollout", "eval-rollout"]  # kl_ctl 0: no ref
     assert got["actor"]["backend"] == "fsdp:d4" and got["rollout"]["backend"] == "sglang:d4"
     assert got["eval-rollout"]["scheduling_strategy"] == {"type": "colocation", "target": "rollout"}
-    assert got["data-data"] == {"replicas": 1, "cmd": "python3 -m areal.infra.rpc.guard",
+    assert got["data-data"] == {"replicas": 1, "cmd": "python3 -m areal.infra.rpc.guard", "upstream": "areal",
                                 "scheduling_spec": {"cpu": 1, "mem": 10, "gpu": 0}}
+    # upstream's schedulers give every worker command its arguments (names, role, index, name_resolve, fileroot)
+    assert {name: role.get("upstream") for name, role in got.items()} == dict.fromkeys(got, "areal")
+
+
+def test_the_areal_block_keeps_the_configs_own_names_and_name_service(tmp_path):
+    text = GSM8K.replace("gsm8k-grpo", "GSM8K_grpo").replace(
+        "{type: nfs, nfs_record_root: /tmp/areal/name_resolve}", "{type: etcd3, etcd3_addr: \"etcd:2379\"}")
+    source, checked = imported(tmp_path, text)
+    assert checked.ok, [d.render() for d in checked.diagnostics]
+    assert source.data["experiment_name"] == "gsm8k-grpo"  # ours, sanitized (W502)
+    assert source.data["areal"] == {"experiment_name": "GSM8K_grpo", "trial_name": "trial0",
+                                    "name_resolve": {"type": "etcd3", "etcd3_addr": "etcd:2379"}}
+    assert source.origins[("areal", "name_resolve", "etcd3_addr")].span.line == 7  # where the config says it
 
 
 def test_ref_exists_only_when_kl_ctl_is_positive_or_defaulted(tmp_path):
@@ -127,7 +140,8 @@ def test_unknown_scheduling_spec_key_is_an_error(tmp_path):
 
 def test_driver_gets_the_config_file(tmp_path):
     source, _ = imported(tmp_path, GSM8K, driver="python3 examples/math/gsm8k_rl.py")
-    assert source.data["driver"] == {"cmd": "python3 examples/math/gsm8k_rl.py --config areal-config.yaml"}
+    assert source.data["driver"] == {"cmd": "python3 examples/math/gsm8k_rl.py --config areal-config.yaml",
+                                     "upstream": "areal"}  # run through run-trainer: the planned scheduler
     source, _ = imported(tmp_path, GSM8K, driver="python3 x.py --config=c.yaml")
     assert source.data["driver"]["cmd"] == "python3 x.py --config=c.yaml"
 
