@@ -28,8 +28,9 @@ def _record_for(source: str, target: str, output: str):
     """A new run record for SOURCE on TARGET, and the artifacts to write (None for a compiled folder).
 
     An experiment file is compiled for TARGET; its workers run in the file's directory (relative commands
-    resolve there, wherever areal is called from). A compiled folder is checked against its manifest; its
-    workers run in the current directory."""
+    resolve there, wherever areal is called from). An imported upstream config, like a compiled folder (checked
+    against its manifest), runs in the current directory: upstream's command lines (`--driver`, the training
+    script's paths) are written relative to the AReaL checkout they are launched from."""
     import json
 
     from areal_compiler.runs.paths import compiled_dir
@@ -56,7 +57,9 @@ def _record_for(source: str, target: str, output: str):
         exit_on_diagnostics([result], output)
         name, folder = result.plan.name, compiled_dir(result.plan.name, target)
         files = {rel.split("/", 1)[1]: a for rel, a in result.artifacts.items()}
-        workdir = str(path.resolve().parent)
+        from areal_compiler.importers.imported import ImportedSource
+
+        workdir = os.getcwd() if isinstance(result.source, ImportedSource) else str(path.resolve().parent)
     return RunRecord(name, target, str(folder.resolve()), "", workdir), files
 
 

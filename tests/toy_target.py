@@ -20,7 +20,7 @@ def check(plan) -> list[TargetError]:
     return [TargetError("the toy target takes at most 4 workers", ("roles",))] if len(plan.workers) > 4 else []
 
 
-def render(plan) -> list[Artifact]:
+def render(plan, attachments) -> list[Artifact]:
     body = {"run": plan.name, "workers": [w.name for w in plan.workers]}
     return [Artifact(ENTRY, (json.dumps(body, sort_keys=True) + "\n").encode())]
 

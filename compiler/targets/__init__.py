@@ -7,7 +7,8 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-# name -> module; a module defines NAME, ENTRY, BACKEND, check(plan) and render(plan) (see targets/base.py)
+# name -> module; a module defines NAME, ENTRY, BACKEND, check(plan) and render(plan, attachments), which returns
+# its own artifacts (attachments: files such as an imported config, which every folder carries anyway)
 _MODULES: dict[str, str] = {
     "local": "areal_compiler.targets.local",
     "slurm": "areal_compiler.targets.slurm",
@@ -62,5 +63,6 @@ def render(plan, name: str, attachments: dict[str, bytes] | None = None) -> list
     Raises TargetError for the first problem; callers run check() first to report every problem."""
     from areal_compiler.targets.common import common_artifacts
 
-    extra = [Artifact(path, data) for path, data in sorted((attachments or {}).items())]
-    return common_artifacts(plan, name, get(name).render(plan) + extra)
+    attachments = dict(sorted((attachments or {}).items()))
+    extra = [Artifact(path, data) for path, data in attachments.items()]
+    return common_artifacts(plan, name, get(name).render(plan, attachments) + extra)

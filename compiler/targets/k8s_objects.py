@@ -18,11 +18,14 @@ def _meta(lay: Layout, name: str, labels: dict | None = None) -> dict:
     return {"name": name, "namespace": lay.namespace, "labels": labels or lay.labels()}
 
 
-def configmap(plan: Plan, lay: Layout, plan_json: bytes, agent: bytes) -> dict:
-    """Immutable and named by content: a recompiled plan gets a new ConfigMap, running pods keep theirs."""
-    name = content_name(lay.base, {"plan.json": plan_json, "agent.pyz": agent})
+def configmap(plan: Plan, lay: Layout, plan_json: bytes, agent: bytes, attachments: dict[str, bytes]) -> dict:
+    """Immutable and named by content: a recompiled plan gets a new ConfigMap, running pods keep theirs. Every key
+    is a file in the pods' /etc/areal: plan.json, agent.pyz and the attachments (an imported config, which the
+    driver reads beside plan.json)."""
+    name = content_name(lay.base, {"plan.json": plan_json, "agent.pyz": agent, **attachments})
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, name), "immutable": True,
-            "data": {"plan.json": plan_json.decode("utf-8")},
+            "data": {"plan.json": plan_json.decode("utf-8"),
+                     **{path: data.decode("utf-8") for path, data in attachments.items()}},
             "binaryData": {"agent.pyz": base64.b64encode(agent).decode("ascii")}}
 
 

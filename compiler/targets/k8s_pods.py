@@ -60,9 +60,7 @@ def _env(plan: Plan, lay: Layout, component: Component) -> list[dict]:
 
 def _volumes(plan: Plan, lay: Layout, files: str, shm_gb: int) -> tuple[list[dict], list[dict]]:
     conf = settings(plan)
-    volumes = [{"name": "areal-files", "configMap": {"name": files, "defaultMode": 0o444,
-                                                     "items": [{"key": "agent.pyz", "path": "agent.pyz"},
-                                                               {"key": "plan.json", "path": "plan.json"}]}},
+    volumes = [{"name": "areal-files", "configMap": {"name": files, "defaultMode": 0o444}},  # every key, a file
                {"name": "areal-token", "secret": {"secretName": lay.token_secret, "defaultMode": 0o444}},
                {"name": "fileroot", **({"persistentVolumeClaim": {"claimName": conf["fileroot_claim"]}}
                                        if conf.get("fileroot_claim") else {"emptyDir": {}})}]

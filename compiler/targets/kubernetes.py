@@ -2,7 +2,7 @@
 
 Called by targets.render; submitted by runs/kubernetes.py (`areal submit --target kubernetes`). Files:
 - kustomization.yaml: the entry (`kubectl apply -k`, Argo CD, Flux); lists configmap.yaml and the workload file.
-- configmap.yaml: plan.json and agent.pyz, immutable, named <name>-files-<content hash>.
+- configmap.yaml: plan.json, agent.pyz (and an imported config), immutable, named <name>-files-<content hash>.
 - jobset.yaml (workload jobset): one replicated Job per component (roles sharing logical nodes), one pod per
   logical node whose one container runs `agent.pyz node` (an agent per planned worker, all the node's devices),
   a CPU `driver` Job when the plan has a driver (the successPolicy target), restartPolicy Never, backoffLimit 0.
@@ -49,10 +49,10 @@ def _agent() -> bytes:
     return bundle()[0]  # (bytes, sha256), built once per process
 
 
-def objects(plan: Plan) -> dict[str, list[dict]]:
+def objects(plan: Plan, attachments: dict[str, bytes] | None = None) -> dict[str, list[dict]]:
     """file name -> the objects it holds (what render writes and the tests validate)."""
     lay = layout(plan)
-    files = k8s_objects.configmap(plan, lay, plan.to_json().encode("utf-8"), _agent())
+    files = k8s_objects.configmap(plan, lay, plan.to_json().encode("utf-8"), _agent(), attachments or {})
     name = files["metadata"]["name"]
     if lay.jobset:
         workload = {"jobset.yaml": [k8s_objects.jobset(plan, lay, name)]}
@@ -63,18 +63,26 @@ def objects(plan: Plan) -> dict[str, list[dict]]:
             "rbac.example.yaml": k8s_objects.rbac(lay)}
 
 
+def _configmap_size(plan: Plan) -> int:
+    return len(plan.to_json().encode("utf-8")) + (len(_agent()) + 2) // 3 * 4
+
+
 def check(plan: Plan) -> list[TargetError]:
     found = k8s_check.check(plan)
-    size = len(plan.to_json().encode("utf-8")) + (len(_agent()) + 2) // 3 * 4
+    size = _configmap_size(plan)
     if size > k8s_check.CONFIGMAP_LIMIT:
         found.append(TargetError(f"plan.json and agent.pyz need {size} bytes in a ConfigMap (limit "
                                  f"{k8s_check.CONFIGMAP_LIMIT}): use fewer workers"))
     return found
 
 
-def render(plan: Plan) -> list[Artifact]:
+def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
+    size = _configmap_size(plan) + sum(map(len, attachments.values()))
+    if size > k8s_check.CONFIGMAP_LIMIT:
+        raise TargetError(f"plan.json, agent.pyz and {', '.join(attachments)} need {size} bytes in a ConfigMap "
+                          f"(limit {k8s_check.CONFIGMAP_LIMIT}): make the config smaller")
     header = HEADER.format(run=f"{plan.experiment_name}/{plan.trial_name}")
-    files = objects(plan)
+    files = objects(plan, attachments)
     # agent.pyz's base64 text (160 KB) is put in after dumping: PyYAML's emitter would scan it character by
     # character (two thirds of a cold compile) to write it unchanged, as a plain scalar on one line (base64 has no
     # character to quote, nor a blank to fold at, and this text starts with `IyEv`, #!/), as it writes the stand-in.

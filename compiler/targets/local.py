@@ -63,5 +63,5 @@ def check(plan: Plan) -> list:
     return []  # every plan runs on one machine
 
 
-def render(plan: Plan) -> list[Artifact]:
+def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
     return [Artifact("launch.json", canonical_json(launch_plan(plan).model_dump(mode="json")).encode())]

@@ -143,7 +143,7 @@ def check(plan: Plan) -> list[TargetError]:
     return []
 
 
-def render(plan: Plan) -> list[Artifact]:
+def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
     return [Artifact("job.json", canonical_json(job(plan)).encode()),
             Artifact("placement.json", canonical_json(placement(plan)).encode()),
             Artifact("launcher.py", LAUNCHER.read_bytes().replace(b"\r\n", b"\n"))]

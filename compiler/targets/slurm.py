@@ -261,5 +261,5 @@ def check(plan: Plan) -> list[TargetError]:
     return []
 
 
-def render(plan: Plan) -> list[Artifact]:
+def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
     return [Artifact("job.sbatch", render_script(plan).encode("utf-8"), executable=True)]

@@ -62,3 +62,36 @@ def test_scheduler_type_picks_the_default_targets(tmp_path):
     result = areal("compile", str(path), "--out", str(tmp_path / "out"), "-o", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout)["data"]["targets"] == ["local", "slurm"]
+
+
+def test_kubernetes_pods_get_the_config_beside_plan_json(tmp_path):
+    """The driver reads `--config areal-config.yaml` beside plan.json (run-trainer): in a pod that is the ConfigMap's
+    mount, so the ConfigMap carries the original bytes and the pods mount every key."""
+    import yaml
+
+    path = write(tmp_path, GSM8K)
+    overlay = write(tmp_path, "image: areal:1.0.4\n", "overlay.yaml")
+    result = areal("compile", str(path), "--target", "kubernetes", "--overlay", str(overlay), "--driver",
+                   "python3 examples/math/gsm8k_rl.py", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    folder = tmp_path / "out" / "kubernetes"
+    configmap = yaml.safe_load((folder / "configmap.yaml").read_text())
+    assert configmap["data"]["areal-config.yaml"].encode() == path.read_bytes()
+    jobset = yaml.safe_load((folder / "jobset.yaml").read_text())
+    for job in jobset["spec"]["replicatedJobs"]:
+        pod = job["template"]["spec"]["template"]["spec"]
+        files = next(v for v in pod["volumes"] if v["name"] == "areal-files")["configMap"]
+        assert files == {"name": configmap["metadata"]["name"], "defaultMode": 0o444}  # every key, as a file
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "areal-files")
+        assert mount["mountPath"] == "/etc/areal"
+
+
+def test_run_trainer_reads_the_imported_config_beside_the_plan(monkeypatch):
+    from areal_compiler.upstream.run_trainer import compiled_config
+
+    monkeypatch.setenv("AREAL_PLAN_FILE", "/etc/areal/plan.json")
+    assert compiled_config(["x.py", "--config", "areal-config.yaml", "a=1"]) == [
+        "x.py", "--config", "/etc/areal/areal-config.yaml", "a=1"]
+    assert compiled_config(["x.py", "--config=areal-config.yaml"]) == ["x.py", "--config=/etc/areal/areal-config.yaml"]
+    mine = ["x.py", "--config", "mine/areal-config.yaml", "--config=my.yaml"]
+    assert compiled_config(mine) == mine  # the user's own paths stay as written

@@ -217,5 +217,5 @@ def test_configmap_bytes_are_what_the_emitter_writes(tmp_path):
     for example in [*sorted(EXAMPLES.glob("*.yaml")), spelled]:
         plan = plan_file(str(example)).plan
         header = kubernetes.HEADER.format(run=f"{plan.experiment_name}/{plan.trial_name}")
-        rendered = {a.path: a.content for a in kubernetes.render(plan)}
+        rendered = {a.path: a.content for a in kubernetes.render(plan, {})}
         assert rendered == {path: kubernetes.dump(docs, header) for path, docs in kubernetes.objects(plan).items()}
