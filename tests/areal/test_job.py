@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from helpers import areal, free_port_block
+from areal_compiler.importers.options import CURRENT, ImportOptions
 from areal_compiler.pipeline import plan_file
 
 HERE = Path(__file__).resolve().parent
@@ -47,15 +49,34 @@ CONFIG = """\
 experiment_name: job_upstream
 trial_name: trial_0
 cluster:
+  n_nodes: 1
+  n_gpus_per_node: 0
   fileroot: {root}/fileroot
   name_resolve: {{type: nfs, nfs_record_root: {root}/name_resolve}}
 scheduler: {{type: local}}
-train_dataset: {{path: unused, type: sft}}
+train_dataset: {{path: unused, type: sft, batch_size: 2, scheduling_spec: null}}
+actor:
+  backend: "fsdp:d2"
+  path: unused
+  experiment_name: ${{experiment_name}}
+  trial_name: ${{trial_name}}
+  scheduling_spec:
+    - {{cmd: "{python} -m areal.infra.rpc.rpc_server", cpu: 1, gpu: 0, mem: 1, port_count: 2,
+       env_vars: {{PYTHONPATH: {programs}}}}}
 stats_logger: &names {{experiment_name: "${{experiment_name}}", trial_name: "${{trial_name}}",
                       fileroot: "${{cluster.fileroot}}"}}
 saver: *names
 evaluator: *names
 recover: *names
+"""
+OVERLAY = """\
+roles:
+  proxy:
+    cmd: {python} -m areal.infra.rpc.rpc_server
+    upstream: areal
+    scheduling_spec: {{cpu: 1, mem: 1, port_count: 1}}
+    scheduling_strategy: {{type: colocation, target: actor}}
+runtime: {{base_port: {base_port}, grace_period: 20}}
 """
 
 
@@ -71,23 +92,20 @@ def _processes_naming(text: str) -> list[str]:
     return found
 
 
-def test_a_compiled_job_runs_upstream_workers_and_an_unchanged_controller(areal_python, tmp_path):
-    root = tmp_path
-    exp = tmp_path / "job.areal.yaml"
-    exp.write_text(EXPERIMENT.format(root=root, python=areal_python, programs=PROGRAMS,
-                                     base_port=free_port_block(16)),
-                   encoding="utf-8")
-    (tmp_path / "job.yaml").write_text(CONFIG.format(root=root), encoding="utf-8")
+def _run(args: list[str], cwd: Path, home: Path) -> None:
+    """`areal run ARGS` in cwd; it must end 0 and leave no process naming cwd."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AREAL_", "PYTHON"))}
-    env["AREAL_HOME"] = str(tmp_path / "home")
-    run = areal("run", str(exp), "--quiet", cwd=tmp_path, env=env, timeout=900)
-    logs = "\n".join(f"--- {p.relative_to(tmp_path)}\n{p.read_text(errors='replace')[-2000:]}"
-                     for p in sorted((tmp_path / "home").rglob("*.log")))
+    env["AREAL_HOME"] = str(home)
+    run = areal("run", *args, "--quiet", cwd=cwd, env=env, timeout=900)
+    logs = "\n".join(f"--- {p.relative_to(home)}\n{p.read_text(errors='replace')[-2000:]}"
+                     for p in sorted(home.rglob("*.log")))
     assert run.returncode == 0, f"{run.stdout.decode()[-2000:]}\n{run.stderr.decode()[-3000:]}\n{logs}"
-    assert not _processes_naming(str(root)), "the job left processes behind"
+    assert not _processes_naming(str(cwd)), "the job left processes behind"
 
-    plan = plan_file(str(exp)).plan
-    driver_log = next((tmp_path / "home").rglob("driver/0.log")).read_text(errors="replace")
+
+def _check_report(plan, home: Path) -> None:
+    """The driver's JSON report against the plan: upstream's controller saw exactly the planned workers."""
+    driver_log = next(home.rglob("driver/0.log")).read_text(errors="replace")
     seen = json.loads(next(line for line in reversed(driver_log.splitlines()) if line.startswith("{")))
     actors = plan.workers_of("actor")
     assert seen["scheduler"] == "PlannedScheduler"  # SFTTrainer's own factory, patched by run-trainer
@@ -99,6 +117,40 @@ def test_a_compiled_job_runs_upstream_workers_and_an_unchanged_controller(areal_
     assert seen["forked"] == ["proxy/0", "proxy/1"]
     assert seen["proxies"] == [[f"proxy/{f.index}", "127.0.0.1", [str(p) for p in f.ports]] for f in forks]
     # each RPC server registered itself (its machine's address, upstream's gethostip) under upstream's key for the
-    # `areal` block's names, its role and index
+    # config's own names (the `areal` block's, not the experiment's sanitized ones), its role and index
     ports = {**{f"actor/{w.index}": w.ports[0] for w in actors}, **{f"proxy/{f.index}": f.ports[0] for f in forks}}
     assert {k: int(v.rsplit(":", 1)[1]) for k, v in seen["registered"].items()} == ports
+
+
+def test_a_compiled_job_runs_upstream_workers_and_an_unchanged_controller(areal_python, tmp_path):
+    exp = tmp_path / "job.areal.yaml"
+    exp.write_text(EXPERIMENT.format(root=tmp_path, python=areal_python, programs=PROGRAMS,
+                                     base_port=free_port_block(16)), encoding="utf-8")
+    (tmp_path / "job.yaml").write_text(CONFIG.format(root=tmp_path, python=areal_python, programs=PROGRAMS),
+                                       encoding="utf-8")
+    _run([str(exp)], tmp_path, tmp_path / "home")
+    _check_report(plan_file(str(exp)).plan, tmp_path / "home")
+
+
+def test_an_upstream_config_runs_as_is_with_the_training_script_as_driver(areal_python, tmp_path):
+    """The same job from an upstream config, imported: its roles run upstream's workers, the driver is the script
+    given with --driver (a path relative to the checkout `areal` runs in, as upstream's own command lines are) and
+    reads the config's copy from the compiled folder (`--config areal-config.yaml`)."""
+    checkout = tmp_path / "checkout"
+    (checkout / "examples" / "sft").mkdir(parents=True)
+    config = checkout / "examples" / "sft" / "job.yaml"
+    config.write_text(CONFIG.format(root=tmp_path, python=areal_python, programs=PROGRAMS), encoding="utf-8")
+    for program in ("job_driver.py", "mini_engine.py"):
+        shutil.copy(PROGRAMS / program, checkout / "examples" / "sft" / program)
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(OVERLAY.format(python=areal_python, base_port=free_port_block(16)), encoding="utf-8")
+    options = ["--driver", f"{areal_python} examples/sft/job_driver.py", "--overlay", str(overlay)]
+    _run(["examples/sft/job.yaml", *options], checkout, tmp_path / "home")
+    token = CURRENT.set(ImportOptions(driver=options[1], overlay=str(overlay)))
+    try:
+        plan = plan_file(str(config)).plan
+    finally:
+        CURRENT.reset(token)
+    assert plan.roles["actor"].upstream == plan.roles["driver"].upstream == "areal"
+    assert plan.areal["experiment_name"] == "job_upstream" and plan.experiment_name == "job-upstream"
+    _check_report(plan, tmp_path / "home")

@@ -1,11 +1,11 @@
 """The real-AReaL job test's driver: a small controller on upstream's own classes, run unchanged as a job's driver.
 
 The experiment (tests/areal/test_job.py) sets `driver.upstream: areal`, so the agent runs this as `python agent.pyz
-run-trainer job_driver.py --config job.yaml`: upstream's own SFTTrainer scheduler factory then returns the planned
-scheduler, and this script never names it. It reads its config with upstream's load_expr_config, creates (attaches
-to) the actor workers, configures them, creates MiniEngine on them, runs a gloo all_reduce across the actor ranks
-on the planned master port, forks (attaches to) the colocated proxy role, reads the workers' own name_resolve
-registrations, and prints one JSON object."""
+run-trainer job_driver.py --config CONFIG`: upstream's own SFTTrainer scheduler factory then returns the planned
+scheduler, and this script never names it. It reads its SFT config with upstream's load_expr_config, creates
+(attaches to) the actor workers from the config's `actor` engine, configures them, creates MiniEngine on them,
+runs a gloo all_reduce across the actor ranks on the planned master port, forks (attaches to) the colocated proxy
+role, reads the workers' own name_resolve registrations, and prints one JSON object."""
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +13,7 @@ import json
 import sys
 import types
 
-from areal.api.cli_args import BaseExperimentConfig, TrainEngineConfig, load_expr_config
+from areal.api.cli_args import SFTConfig, load_expr_config
 from areal.api.io_struct import FinetuneSpec
 from areal.infra.controller.train_controller import TrainController
 from areal.infra.utils.concurrent import run_async_task
@@ -24,9 +24,9 @@ from mini_engine import MiniEngine
 
 
 def main() -> None:
-    config, _ = load_expr_config(sys.argv[1:], BaseExperimentConfig)
+    config, _ = load_expr_config(sys.argv[1:], SFTConfig)
     scheduler = SFTTrainer._init_scheduler(types.SimpleNamespace(config=config))  # upstream's factory
-    controller = TrainController(MiniEngine, TrainEngineConfig(backend="fsdp:d2"), scheduler)
+    controller = TrainController(MiniEngine, config.actor, scheduler)
     controller.initialize(role="actor", ft_spec=FinetuneSpec(total_train_epochs=1, dataset_size=2,
                                                              train_batch_size=2))
     workers = scheduler.get_workers("actor")
