@@ -63,3 +63,22 @@ def test_gsm8k_grpo_plan_matches_upstream(tmp_path):
     assert "ref" not in plan["roles"] and not any(w["role"] == "ref" for w in plan["workers"])
     text = areal("plan", str(CORPUS / "math__gsm8k_grpo.yaml"), cwd=tmp_path).stdout.decode()
     assert "1 node(s) x 8 devices" in text and "ref" not in text.split()
+
+
+def test_the_gsm8k_example_launches_what_upstreams_config_does(tmp_path):
+    """examples/areal-gsm8k-grpo.yaml, written in our format, plans exactly what importing upstream's own
+    examples/math/gsm8k_grpo.yaml does: the same roles, commands, arguments contract, resources, placement, ports,
+    staleness, fileroot and upstream names; only the driver's --config differs (the original path vs the copy), and
+    the image, which upstream configs do not name, comes from an overlay."""
+    driver, example = "python3 examples/math/gsm8k_rl.py", ROOT / "examples" / "areal-gsm8k-grpo.yaml"
+    ours = json.loads(areal("plan", str(example), "-o", "json", cwd=tmp_path).stdout)["data"]
+    image = tmp_path / "image.yaml"  # upstream configs name no container image; the example does
+    image.write_text("image: " + yaml.safe_load(example.read_text())["image"] + "\n")
+    result = areal("plan", str(CORPUS / "math__gsm8k_grpo.yaml"), "--accelerator", "GPU_8xANY", "--driver", driver,
+                   "--overlay", str(image), "-o", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    imported = json.loads(result.stdout)["data"]
+    assert ours["roles"].pop("driver")["argv"] == [*driver.split(), "--config", "examples/math/gsm8k_grpo.yaml"]
+    assert imported["roles"].pop("driver")["argv"] == [*driver.split(), "--config", "areal-config.yaml"]
+    for key in ("roles", "workers", "accelerator", "nodes", "fileroot", "areal", "gate", "completion", "runtime"):
+        assert ours[key] == imported[key], key
