@@ -8,9 +8,12 @@ import sys
 
 import click
 
+from areal_compiler import noplugins
 from areal_compiler.importers.options import IMPORT_OPTIONS
 from areal_compiler.printing import OUTPUT, exit_on_diagnostics
 from areal_compiler.schema import SCHEMAS
+
+noplugins.disable()  # before any model is built (none of the imports above builds one)
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
