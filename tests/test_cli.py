@@ -101,6 +101,16 @@ def test_one_shot_commands_freeze_the_heap_and_operator_verbs_do_not():
     assert state("run", "--help") == (0, "True")
 
 
+def test_one_shot_output_is_whole_after_the_quick_exit():
+    """run() ends a one-shot command with os._exit after flushing the streams: a block-buffered stdout (a pipe,
+    no PYTHONUNBUFFERED) still arrives whole."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = areal("schema", env=env)
+    assert result.returncode == 0 and result.stdout == (ROOT / "schemas" / "experiment.schema.json").read_bytes()
+
+
 def test_lazy_operator_verbs_match_the_registered_ones():
     from areal_compiler import cli, cli_runs
 
