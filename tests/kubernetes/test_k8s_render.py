@@ -206,15 +206,20 @@ def test_no_image_is_a_located_error(compile_k8s):
 
 
 def test_configmap_bytes_are_what_the_emitter_writes(tmp_path):
-    """render() puts agent.pyz's base64 text in after dumping (a speed-up): the bytes stay what dumping the whole
-    ConfigMap writes, also when a user's value (here a command, so in plan.json) spells the stand-in."""
+    """render() puts agent.pyz's base64 text, and plan.json's literal block when it is plain ASCII, in after
+    dumping (a speed-up): the bytes stay what dumping the whole ConfigMap writes, also when a user's value (here a
+    command, so in plan.json) spells a stand-in, and when plan.json is not ASCII (left to PyYAML)."""
     from areal_compiler.pipeline import plan_file
     from areal_compiler.targets import kubernetes
 
-    spelled = tmp_path / "spelled.yaml"
-    spelled.write_text((EXAMPLES / "two-node-decoupled.yaml").read_text().replace(
-        "cmd: python3 -m areal.infra.rpc.rpc_server", f"cmd: echo {kubernetes.AGENT_STAND_IN}"))
-    for example in [*sorted(EXAMPLES.glob("*.yaml")), spelled]:
+    two_node = (EXAMPLES / "two-node-decoupled.yaml").read_text()
+    commands = {"spelled": f"echo {kubernetes.AGENT_STAND_IN} {kubernetes.PLAN_STAND_IN}",
+                "unicode": "echo 'héllo wörld ✓'", "blanks": "echo 'a   b' ' '"}
+    inputs = []
+    for name, command in commands.items():
+        inputs.append(tmp_path / f"{name}.yaml")
+        inputs[-1].write_text(two_node.replace("cmd: python3 -m areal.infra.rpc.rpc_server", f"cmd: {command}"))
+    for example in [*sorted(EXAMPLES.glob("*.yaml")), *inputs]:
         plan = plan_file(str(example)).plan
         header = kubernetes.HEADER.format(run=f"{plan.experiment_name}/{plan.trial_name}")
         rendered = {a.path: a.content for a in kubernetes.render(plan)}
