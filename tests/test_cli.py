@@ -59,7 +59,7 @@ def test_help_and_validate_import_nothing_heavy(tmp_path):
 
     cases = {"'--help'": "'kubernetes', 'ray', 'yaml', 'pydantic', 'jsonschema'",
              f"'validate', {str(EXAMPLES[0])!r}": "'kubernetes', 'ray', 'jsonschema', 'areal_compiler.cli_runs', "
-                                                  "'importlib.metadata'"}
+                                                  "'importlib.metadata', 'difflib'"}
     for args, heavy in cases.items():
         code_ = code.replace("{heavy}", heavy)
         out = subprocess.run([sys.executable, "-c", code_.replace("{args}", args)], capture_output=True, text=True,
