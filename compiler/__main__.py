@@ -1,4 +1,4 @@
 """Entry point for `python -m areal_compiler`; the same as the `areal` console script."""
-from areal_compiler.cli import main
+from areal_compiler.cli import run
 
-main()
+run()

@@ -4,13 +4,17 @@ Entry point of the `areal` console script and `python -m areal_compiler`. Heavy 
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 import click
 
+from areal_compiler import noplugins
 from areal_compiler.importers.options import IMPORT_OPTIONS
 from areal_compiler.printing import OUTPUT, exit_on_diagnostics
 from areal_compiler.schema import SCHEMAS
+
+noplugins.disable()  # before any model is built (none of the imports above builds one)
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
@@ -21,8 +25,6 @@ OPERATOR_VERBS = ("run", "start", "submit", "stop", "ps", "status", "logs")  # c
 
 def _silence_output() -> None:
     """Point stdout and stderr at /dev/null so the interpreter's final flush cannot fail again."""
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -54,8 +56,6 @@ class Areal(click.Group):
             _silence_output()
             sys.exit(BROKEN_PIPE)
         except Exception as exc:  # noqa: BLE001 - the last resort for bugs; AREAL_DEBUG shows the traceback
-            import os
-
             if os.environ.get("AREAL_DEBUG"):
                 raise
             click.echo(f"internal error (a bug in areal, not in your input): {type(exc).__name__}: {exc}\n"
@@ -78,8 +78,32 @@ def main(ctx: click.Context) -> None:
 def _end_one_shot() -> None:
     """Moves what the command built out of the collector's sight (the exit would walk it to free nothing), then
     resumes collecting (for callers that invoke commands in-process, such as tests)."""
+    global _one_shot_ended
     gc.freeze()
     gc.enable()
+    _one_shot_ended = True
+
+
+_one_shot_ended = False  # set when a one-shot command has run; read by run()
+
+
+def run() -> None:
+    """The `areal` program (console script, `python -m areal_compiler`): main(); after a one-shot command, the
+    process ends without the interpreter's teardown, which would free every module and object one by one (a few
+    ms of a cold compile) for memory the exit returns anyway. Nothing is left to finalize then: no atexit
+    callbacks, no threads, every file closed; the standard streams are flushed first and the exit code is the
+    same. Callers that invoke `main` in-process (tests) keep the ordinary exit."""
+    try:
+        main()
+    except SystemExit as exc:
+        if not _one_shot_ended or not (exc.code is None or isinstance(exc.code, int)):
+            raise
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a reader that went away: let the ordinary exit report it as before
+            raise exc from None
+        os._exit(exc.code or 0)
 
 
 def _targets(value: str | None) -> tuple[str, ...] | None:

@@ -3,7 +3,6 @@
 Produced by source.py, check.py and the spec models' mapping; printed by cli.py (human or JSON)."""
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -105,6 +104,8 @@ def sorted_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
 
 def did_you_mean(word: str, choices, cutoff: float = 0.6) -> str | None:
     """A hint naming the closest choices, or None. Case differences count as close."""
+    import difflib  # only for inputs with a mistake: not on the path of a valid one
+
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     if word.lower() in lowered:

@@ -13,7 +13,7 @@ def schema(name: str) -> dict:
 
         title = "AReaL experiment (areal compile)"
     else:
-        from areal_compiler.targets.local import LaunchPlan as model
+        from areal_compiler.targets.local_plan import LaunchPlan as model
 
         title = "Local launch plan (areal compile --target local)"
     out = model.model_json_schema()

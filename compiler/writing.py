@@ -3,7 +3,6 @@
 Called by cli.py's compile command with the in-memory artifacts of every input."""
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import tempfile
@@ -100,6 +99,8 @@ def _exec_bit(path: Path) -> bool:
 
 
 def unified_diff(out: Path, files: dict[str, Artifact], comparison: Comparison, limit: int = DIFF_LINES) -> str:
+    import difflib  # only for --diff
+
     files = with_marker(files)
     disk = read_tree(out)
     lines: list[str] = []

@@ -58,12 +58,28 @@ def test_help_and_validate_import_nothing_heavy(tmp_path):
     import subprocess
 
     cases = {"'--help'": "'kubernetes', 'ray', 'yaml', 'pydantic', 'jsonschema'",
-             f"'validate', {str(EXAMPLES[0])!r}": "'kubernetes', 'ray', 'jsonschema', 'areal_compiler.cli_runs'"}
+             f"'validate', {str(EXAMPLES[0])!r}": "'kubernetes', 'ray', 'jsonschema', 'areal_compiler.cli_runs', "
+                                                  "'importlib.metadata', 'difflib'"}
     for args, heavy in cases.items():
         code_ = code.replace("{heavy}", heavy)
         out = subprocess.run([sys.executable, "-c", code_.replace("{args}", args)], capture_output=True, text=True,
                              cwd=ROOT)
         assert "HEAVY=\n" in out.stderr, (args, out.stderr)
+
+
+def test_the_plugin_loader_stand_in_matches_pydantics():
+    """noplugins stands in for pydantic.plugin._loader: pydantic imports only get_plugins from it, and the real one
+    returns no plugins when they are disabled, as the stand-in does."""
+    import subprocess
+
+    code = ("import inspect, os; os.environ['PYDANTIC_DISABLE_PLUGINS'] = '__all__'\n"
+            "from pydantic.plugin import _loader, _schema_validator\n"
+            "assert tuple(_loader.get_plugins()) == ()\n"
+            "source = inspect.getsource(_schema_validator)\n"
+            "imports = [line.strip() for line in source.splitlines() if '_loader' in line]\n"
+            "assert imports == ['from ._loader import get_plugins'], imports")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_one_shot_commands_freeze_the_heap_and_operator_verbs_do_not():
@@ -83,6 +99,16 @@ def test_one_shot_commands_freeze_the_heap_and_operator_verbs_do_not():
     frozen, enabled = state("validate", str(EXAMPLES[0]))
     assert frozen > 10_000 and enabled == "True"
     assert state("run", "--help") == (0, "True")
+
+
+def test_one_shot_output_is_whole_after_the_quick_exit():
+    """run() ends a one-shot command with os._exit after flushing the streams: a block-buffered stdout (a pipe,
+    no PYTHONUNBUFFERED) still arrives whole."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = areal("schema", env=env)
+    assert result.returncode == 0 and result.stdout == (ROOT / "schemas" / "experiment.schema.json").read_bytes()
 
 
 def test_lazy_operator_verbs_match_the_registered_ones():

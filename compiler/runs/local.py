@@ -30,7 +30,7 @@ def read_launch(target_dir: Path) -> dict:
     """The launch plan of a compiled local folder, checked against its schema."""
     from pydantic import ValidationError
 
-    from areal_compiler.targets.local import LaunchPlan
+    from areal_compiler.targets.local_plan import LaunchPlan
 
     try:
         return LaunchPlan.model_validate_json((target_dir / "launch.json").read_bytes()).model_dump(mode="json")

@@ -3,7 +3,6 @@
 Called by the spec loader and the compiler's cross-field checks; offsets point into the original string."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -227,6 +226,8 @@ class _Parser:
         if not word:
             self.fail("A004", f"Expected a backend name but found {self.found()}", start,
                       f"Backends: {', '.join(BACKENDS)}")
+        import difflib  # only for a misspelled backend
+
         close = difflib.get_close_matches(word.lower(), BACKENDS, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}?" if close else f"Backends: {', '.join(BACKENDS)}"
         self.fail("A003", f"Unknown backend '{word}'", start, hint)

@@ -20,12 +20,12 @@ def _meta(lay: Layout, name: str, labels: dict | None = None) -> dict:
 
 def configmap(plan: Plan, lay: Layout, plan_json: bytes, agent: bytes, attachments: dict[str, bytes]) -> dict:
     """Immutable and named by content: a recompiled plan gets a new ConfigMap, running pods keep theirs. Every key
-    is a file in the pods' /etc/areal: plan.json, agent.pyz and the attachments (an imported config, which the
-    driver reads beside plan.json)."""
+    is a file in the pods' /etc/areal: the attachments (an imported config, which the driver reads beside
+    plan.json), plan.json, agent.pyz; in that order, which kubernetes.render relies on."""
     name = content_name(lay.base, {"plan.json": plan_json, "agent.pyz": agent, **attachments})
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, name), "immutable": True,
-            "data": {"plan.json": plan_json.decode("utf-8"),
-                     **{path: data.decode("utf-8") for path, data in attachments.items()}},
+            "data": {**{path: data.decode("utf-8") for path, data in attachments.items()},
+                     "plan.json": plan_json.decode("utf-8")},
             "binaryData": {"agent.pyz": base64.b64encode(agent).decode("ascii")}}
 
 

@@ -1,6 +1,7 @@
 """The import as a user runs it: shape detection, --from, --accelerator, --driver, --overlay, artifacts."""
 from __future__ import annotations
 
+import base64
 import json
 
 from helpers import areal
@@ -69,7 +70,7 @@ def test_kubernetes_pods_get_the_config_beside_plan_json(tmp_path):
     mount, so the ConfigMap carries the original bytes and the pods mount every key."""
     import yaml
 
-    path = write(tmp_path, GSM8K)
+    path = write(tmp_path, GSM8K + "# PLAN_JSON_TEXT AGENT_PYZ_BASE64 (the render's stand-ins, in a config's text)\n")
     overlay = write(tmp_path, "image: areal:1.0.4\n", "overlay.yaml")
     result = areal("compile", str(path), "--target", "kubernetes", "--overlay", str(overlay), "--driver",
                    "python3 examples/math/gsm8k_rl.py", "--out", str(tmp_path / "out"), cwd=tmp_path)
@@ -77,6 +78,8 @@ def test_kubernetes_pods_get_the_config_beside_plan_json(tmp_path):
     folder = tmp_path / "out" / "kubernetes"
     configmap = yaml.safe_load((folder / "configmap.yaml").read_text())
     assert configmap["data"]["areal-config.yaml"].encode() == path.read_bytes()
+    assert configmap["data"]["plan.json"].encode() == (folder / "plan.json").read_bytes()
+    assert base64.b64decode(configmap["binaryData"]["agent.pyz"]) == (folder / "agent.pyz").read_bytes()
     jobset = yaml.safe_load((folder / "jobset.yaml").read_text())
     for job in jobset["spec"]["replicatedJobs"]:
         pod = job["template"]["spec"]["template"]["spec"]

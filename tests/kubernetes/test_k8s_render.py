@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import BASE, ROOT
 from manifests import objects, problems
@@ -206,16 +208,70 @@ def test_no_image_is_a_located_error(compile_k8s):
 
 
 def test_configmap_bytes_are_what_the_emitter_writes(tmp_path):
-    """render() puts agent.pyz's base64 text in after dumping (a speed-up): the bytes stay what dumping the whole
-    ConfigMap writes, also when a user's value (here a command, so in plan.json) spells the stand-in."""
+    """render() puts agent.pyz's base64 text, and plan.json's literal block when it is plain ASCII, in after
+    dumping (a speed-up): the bytes stay what dumping the whole ConfigMap writes, also when a user's value (here a
+    command, so in plan.json) spells a stand-in, and when plan.json is not ASCII (left to PyYAML)."""
     from areal_compiler.pipeline import plan_file
     from areal_compiler.targets import kubernetes
 
-    spelled = tmp_path / "spelled.yaml"
-    spelled.write_text((EXAMPLES / "two-node-decoupled.yaml").read_text().replace(
-        "cmd: python3 -m areal.infra.rpc.rpc_server", f"cmd: echo {kubernetes.AGENT_STAND_IN}"))
-    for example in [*sorted(EXAMPLES.glob("*.yaml")), spelled]:
+    two_node = (EXAMPLES / "two-node-decoupled.yaml").read_text()
+    commands = {"spelled": f"echo {kubernetes.AGENT_STAND_IN} {kubernetes.PLAN_STAND_IN}",
+                "unicode": "echo 'héllo wörld ✓'", "blanks": "echo 'a   b' ' '"}
+    inputs = []
+    for name, command in commands.items():
+        inputs.append(tmp_path / f"{name}.yaml")
+        inputs[-1].write_text(two_node.replace("cmd: python3 -m areal.infra.rpc.rpc_server", f"cmd: {command}"))
+    for example in [*sorted(EXAMPLES.glob("*.yaml")), *inputs]:
         plan = plan_file(str(example)).plan
         header = kubernetes.HEADER.format(run=f"{plan.experiment_name}/{plan.trial_name}")
         rendered = {a.path: a.content for a in kubernetes.render(plan, {})}
         assert rendered == {path: kubernetes.dump(docs, header) for path, docs in kubernetes.objects(plan).items()}
+
+
+def _both_emitters(docs, monkeypatch):
+    """dump() as it is (libyaml's emitter for plain documents) and with PyYAML's emitter only."""
+    from areal_compiler.targets import kubernetes
+
+    chosen = kubernetes.dump(docs, "# h\n")
+    with monkeypatch.context() as patch:
+        patch.setattr(kubernetes, "_CDumper", None)
+        return chosen, kubernetes.dump(docs, "# h\n")
+
+
+def test_libyaml_writes_every_example_as_pyyaml_does(monkeypatch, tmp_path):
+    """dump() uses libyaml's emitter for plain documents (a speed-up): every file of every example, and of inputs
+    with a tab, non-ASCII text, a line break or quotes in a value (a node label), is byte for byte what PyYAML's
+    emitter writes."""
+    from areal_compiler.pipeline import plan_file
+    from areal_compiler.targets import kubernetes
+
+    two_node = (EXAMPLES / "two-node-decoupled.yaml").read_text()
+    inputs = []
+    odd = {"tab": '"a\\tb"', "unicode": "'héllo ✓'", "newline": '"a\\nb"', "quotes": "\"'x' y: #z\""}
+    for name, value in odd.items():
+        inputs.append(tmp_path / f"{name}.yaml")
+        inputs[-1].write_text(two_node.replace("kubernetes: {namespace: rl-training}", "kubernetes: {namespace: "
+                                               f"rl-training, node_affinity: {{zone: [{value}]}}}}"))
+    for example in [*sorted(EXAMPLES.glob("*.yaml")), *inputs]:
+        plan = plan_file(str(example)).plan
+        assert plan is not None, example
+        for path, docs in kubernetes.objects(plan).items():
+            chosen, python = _both_emitters(docs, monkeypatch)
+            assert chosen == python, (example, path)
+
+
+_printable = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=200)
+_special = st.sampled_from(["", " ", "y", "n", "~", "null", "1e3", "0o7", "a:b", "a# b", "- a", "? a", "'", '"',
+                            "\\", "---", "...", "x " * 70, "word " * 30, "a" + " " * 125 + "b"])
+_scalars = st.one_of(_printable, _special, st.integers(), st.booleans(), st.none())
+_keys = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=64),
+                  _special.filter(lambda s: 0 < len(s) <= 64))
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                         st.dictionaries(_keys, inner, max_size=4)), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs=st.lists(st.dictionaries(_keys, _values, max_size=5), min_size=1, max_size=3))
+def test_libyaml_writes_plain_documents_as_pyyaml_does(docs, monkeypatch):
+    chosen, python = _both_emitters(docs, monkeypatch)
+    assert chosen == python
