@@ -19,4 +19,17 @@ def disable() -> None:
     if LOADER not in sys.modules:
         stand_in = types.ModuleType(LOADER, "areal_compiler.noplugins: pydantic plugins are disabled")
         stand_in.get_plugins = lambda: ()
+        stand_in.__getattr__ = _real
         sys.modules[LOADER] = stand_in
+
+
+def _real(name: str):
+    """Any other name (a pydantic release that uses more of the module) comes from the real loader, imported in
+    the stand-in's place: slower, never broken."""
+    if name.startswith("__"):  # the import system's own probes (__path__, ...): a plain module has none
+        raise AttributeError(name)
+    import importlib
+
+    if getattr(sys.modules.get(LOADER), "__getattr__", None) is _real:
+        del sys.modules[LOADER]
+    return getattr(importlib.import_module(LOADER), name)

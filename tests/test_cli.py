@@ -82,6 +82,18 @@ def test_the_plugin_loader_stand_in_matches_pydantics():
     assert result.returncode == 0, result.stderr
 
 
+def test_the_plugin_loader_stand_in_hands_any_other_name_to_the_real_one():
+    """A pydantic release that imports more from its loader gets the real module's names, not an ImportError."""
+    import subprocess
+
+    code = ("import sys; from areal_compiler import noplugins; noplugins.disable()\n"
+            "from pydantic.plugin._loader import get_plugins, PYDANTIC_ENTRY_POINT_GROUP\n"
+            "assert PYDANTIC_ENTRY_POINT_GROUP == 'pydantic' and tuple(get_plugins()) == ()\n"
+            "assert sys.modules[noplugins.LOADER].__file__.endswith('_loader.py')  # the real module now")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_one_shot_commands_freeze_the_heap_and_operator_verbs_do_not():
     """validate/compile pause the collector and freeze what they built (exit skips walking it); `run` and the
     other long-running verbs keep the collector as it was."""
