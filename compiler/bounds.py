@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from areal_compiler.source import Source
-from areal_compiler.spec.models import Experiment
+from areal_compiler.spec.records import Experiment
 
 INT32 = 2 ** 31 - 1
 # (code, path from the experiment, lowest, highest, hint); "*" steps over every role.
@@ -31,7 +31,7 @@ NOT_IN_PATH = re.compile(r'[\x00-\x1f\x7f"\\%]')
 
 
 def check_bounds(source: Source, exp: Experiment, out: list) -> None:
-    data = exp.model_dump()
+    data = exp.dump()
     for code, pattern, low, high, hint in BOUNDS:
         for path, value in _values(data, pattern, ()):
             if value is not None and not low <= value <= high:

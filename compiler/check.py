@@ -3,15 +3,11 @@
 Called by cli.py (validate, plan, compile); cross-field rules live in rules.py and run after the schema."""
 from __future__ import annotations
 
-import types
-import typing
 from dataclasses import dataclass, field
-
-from pydantic import BaseModel, ValidationError
 
 from areal_compiler.diagnostics import Diagnostic, did_you_mean, sorted_diagnostics
 from areal_compiler.source import Source, SourceError
-from areal_compiler.spec.models import Experiment
+from areal_compiler.spec.records import Experiment, ValidationError, allowed_keys, validate
 
 # Keys users bring from upstream AReaL or other tools, and where they belong in this format.
 MOVED_KEYS = {
@@ -67,7 +63,7 @@ def check_file(path: str, name: str | None = None) -> Checked:
                                                "roles, ...)", (), "see examples/ for the format"))
     else:
         try:
-            experiment = Experiment.model_validate(source.data)
+            experiment = validate(source.data)
         except ValidationError as exc:
             diags += [schema_diagnostic(source, err) for err in exc.errors()]
     if experiment is not None:
@@ -127,35 +123,3 @@ def _describe(value) -> str:
     if isinstance(value, list):
         return "a list"
     return "null" if value is None else type(value).__name__
-
-
-def allowed_keys(loc: tuple) -> list[str]:
-    """The keys the model at `loc` accepts (dict keys such as role names are stepped over)."""
-    model: type | None = Experiment
-    for part in loc:
-        if model is None:
-            return []
-        if isinstance(model, dict):
-            model = model["value"]
-            continue
-        info = model.model_fields.get(str(part))
-        model = _model_in(info.annotation) if info else None
-    if isinstance(model, dict) or model is None:
-        return []
-    return list(model.model_fields)
-
-
-def _model_in(annotation):
-    """The model class inside an annotation (Optional[M] -> M, dict[str, M] -> {"value": M})."""
-    origin = typing.get_origin(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if origin is dict:
-        inner = _model_in(typing.get_args(annotation)[1])
-        return {"value": inner} if inner else None
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found:
-                return found
-    return None

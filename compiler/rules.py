@@ -11,7 +11,7 @@ from areal_compiler.diagnostics import Diagnostic, Span, did_you_mean
 from areal_compiler.source import Source
 from areal_compiler.spec.allocation import AllocationError
 from areal_compiler.spec.catalog import CATALOG, Accelerator
-from areal_compiler.spec.models import Experiment
+from areal_compiler.spec.records import Experiment
 from areal_compiler.spec.shape import RoleShape, parse_role_backend, role_shape
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -395,9 +395,9 @@ def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape],
     if not re.match(r"^\d+\.\d+$", slurm.version):
         out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",
                                      ("slurm", "version"), "e.g. \"23.11\" (quoted)"))
-    settings = [(("slurm", k), v) for k, v in slurm.model_dump(exclude_none=True).items() if isinstance(v, str)]
+    settings = [(("slurm", k), v) for k, v in slurm.dump(exclude_none=True).items() if isinstance(v, str)]
     settings += [(("roles", r, "slurm", k), v) for r, role in exp.roles.items() if role.slurm
-                 for k, v in role.slurm.model_dump(exclude_none=True).items() if isinstance(v, str)]
+                 for k, v in role.slurm.dump(exclude_none=True).items() if isinstance(v, str)]
     for path, value in settings:
         if not value.strip() or any(c in value for c in '"\\') or any(ord(c) < 32 for c in value):
             out.append(source.diagnostic("E481", f"slurm.{path[-1]} {value!r} cannot be written into an #SBATCH "

@@ -12,7 +12,7 @@ from areal_compiler.plan.model import (DRIVER, PLAN_VERSION, Completion, Fork, G
 from areal_compiler.plan.placement import PlacementError, place, placement_diagnostic
 from areal_compiler.source import Source
 from areal_compiler.spec.catalog import CATALOG
-from areal_compiler.spec.models import Experiment
+from areal_compiler.spec.records import Experiment
 from areal_compiler.spec.shape import RoleShape, role_shape
 
 
@@ -21,7 +21,7 @@ def experiment_sha256(exp: Experiment) -> str:
 
     Normalized = parsed, key order fixed, values equal to their defaults left out; so writing a default
     explicitly changes nothing, and a later version adding a defaulted field keeps every id."""
-    return hashlib.sha256(canonical_json(exp.model_dump(mode="json", exclude_defaults=True)).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(exp.dump(exclude_defaults=True)).encode()).hexdigest()
 
 
 class PlanError(Exception):
@@ -80,16 +80,16 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         accelerator=acc.to_json(), nodes=nodes, fileroot=exp.fileroot,
         areal={"experiment_name": exp.areal.experiment_name or exp.experiment_name,
                "trial_name": exp.areal.trial_name or exp.trial_name,
-               "name_resolve": exp.areal.name_resolve.model_dump(mode="json")},
-        runtime=exp.runtime.model_dump(mode="json"),
+               "name_resolve": exp.areal.name_resolve.dump()},
+        runtime=exp.runtime.dump(),
         gate=_gate(exp, shapes),
         completion=Completion(driver=exp.driver is not None,
                               may_fail=sorted(n for n, r in exp.roles.items() if r.may_fail)),
         roles=roles, workers=workers,
-        secrets={k: v.model_dump(mode="json", exclude_none=True) for k, v in exp.secrets.items()},
-        targets={"slurm": exp.slurm.model_dump(mode="json", exclude_none=True),
-                 "kubernetes": exp.kubernetes.model_dump(mode="json"), "local": exp.local.model_dump(mode="json"),
-                 "ray": exp.ray.model_dump(mode="json", exclude_none=True)})
+        secrets={k: v.dump(exclude_none=True) for k, v in exp.secrets.items()},
+        targets={"slurm": exp.slurm.dump(exclude_none=True),
+                 "kubernetes": exp.kubernetes.dump(), "local": exp.local.dump(),
+                 "ray": exp.ray.dump(exclude_none=True)})
 
 
 def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:
@@ -120,7 +120,7 @@ def _role_plan(exp: Experiment, shapes: dict[str, RoleShape], placement, name: s
         image=role.scheduling_spec.image or exp.image, cpu=role.scheduling_spec.cpu, mem_gb=role.scheduling_spec.mem,
         port_count=role.scheduling_spec.port_count, argv=shlex.split(cmd), env=dict(role.scheduling_spec.env_vars),
         readiness=role.readiness, upstream=role.upstream,
-        slurm=role.slurm.model_dump(exclude_none=True) if role.slurm else {})
+        slurm=role.slurm.dump(exclude_none=True) if role.slurm else {})
 
 
 def _driver_role(exp: Experiment) -> RolePlan:

@@ -4,7 +4,7 @@ Called by plan/build.py; whole-node roles first, then first-fit packing without 
 from __future__ import annotations
 
 from areal_compiler.source import Source
-from areal_compiler.spec.models import Experiment
+from areal_compiler.spec.records import Experiment
 from areal_compiler.spec.shape import RoleShape
 
 Slots = list[tuple[int, list[int]]]  # (node, devices) per worker

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from areal_compiler.spec.allocation import AllocationError, Single, parse_allocation
-from areal_compiler.spec.models import Role
+from areal_compiler.spec.records import Role
 
 
 @dataclass(frozen=True)
