@@ -9,12 +9,9 @@ import sys
 
 import click
 
-from areal_compiler import noplugins
 from areal_compiler.importers.options import IMPORT_OPTIONS
 from areal_compiler.printing import OUTPUT, exit_on_diagnostics
 from areal_compiler.schema import SCHEMAS
-
-noplugins.disable()  # before any model is built (none of the imports above builds one)
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
@@ -69,8 +66,8 @@ class Areal(click.Group):
 def main(ctx: click.Context) -> None:
     """Compile declarative AReaL experiments into reviewable job artifacts for every target, and operate runs."""
     if ctx.invoked_subcommand in ONE_SHOT:
-        # A one-shot command builds long-lived objects (pydantic's models) and exits: the collector's passes over
-        # them, while importing and again at interpreter exit, cost about a quarter of a compile and free nothing.
+        # A one-shot command builds long-lived objects (modules, classes, the plan) and exits: the collector's
+        # passes over them, while importing and again at interpreter exit, cost CPU and free nothing.
         gc.disable()
         ctx.call_on_close(_end_one_shot)
 

@@ -67,33 +67,6 @@ def test_help_and_validate_import_nothing_heavy(tmp_path):
         assert "HEAVY=\n" in out.stderr, (args, out.stderr)
 
 
-def _python_ok(code: str) -> None:
-    """Run CODE in a fresh interpreter (nothing imported yet); its assertions must hold."""
-    import subprocess
-
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_the_plugin_loader_stand_in_matches_pydantics():
-    """noplugins stands in for pydantic.plugin._loader: pydantic imports only get_plugins from it, and the real one
-    returns no plugins when they are disabled, as the stand-in does."""
-    _python_ok("import inspect, os; os.environ['PYDANTIC_DISABLE_PLUGINS'] = '__all__'\n"
-               "from pydantic.plugin import _loader, _schema_validator\n"
-               "assert tuple(_loader.get_plugins()) == ()\n"
-               "source = inspect.getsource(_schema_validator)\n"
-               "imports = [line.strip() for line in source.splitlines() if '_loader' in line]\n"
-               "assert imports == ['from ._loader import get_plugins'], imports")
-
-
-def test_the_plugin_loader_stand_in_hands_any_other_name_to_the_real_one():
-    """A pydantic release that imports more from its loader gets the real module's names, not an ImportError."""
-    _python_ok("import sys; from areal_compiler import noplugins; noplugins.disable()\n"
-               "from pydantic.plugin._loader import get_plugins, PYDANTIC_ENTRY_POINT_GROUP\n"
-               "assert PYDANTIC_ENTRY_POINT_GROUP == 'pydantic' and tuple(get_plugins()) == ()\n"
-               "assert sys.modules[noplugins.LOADER].__file__.endswith('_loader.py')  # the real module now")
-
-
 def test_one_shot_commands_freeze_the_heap_and_operator_verbs_do_not():
     """validate/compile pause the collector and freeze what they built (exit skips walking it); `run` and the
     other long-running verbs keep the collector as it was."""
