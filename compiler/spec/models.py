@@ -1,15 +1,14 @@
 """The experiment format as strict pydantic models: what a user may write, with types and defaults.
 
-Validated by check.py (which maps pydantic's errors back to YAML positions); read by plan.py.
-The annotations are evaluated as the classes are defined (no `from __future__ import annotations`, unlike the
-other modules): pydantic would otherwise compile and evaluate each one from its text, a few ms of a cold start."""
+The format's one definition. spec/derive.py derives from these models the pydantic-core schema that check.py
+validates with (through spec/records.py, whose records carry these fields); `areal schema` derives the JSON Schema."""
+from __future__ import annotations
+
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
-# Empty containers as defaults come from lambdas, not `dict` or `list`: pydantic inspects a default factory's
-# signature, and for a builtin that means parsing its text signature with the tokenizer (a few ms of a cold start).
 
 
 class Strict(BaseModel):
@@ -36,7 +35,7 @@ class SchedulingSpec(Strict):
     port_count: int = Field(2, description="Ports planned per worker; training roles need >= 2 (the second port "
                                            "of worker 0 becomes MASTER_PORT).")
     image: str | None = Field(None, description="Container image; defaults to the experiment's `image`.")
-    env_vars: dict[str, str] = Field(default_factory=lambda: {}, description="Extra environment variables.")
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
 
 
 class SchedulingStrategy(Strict):
@@ -69,7 +68,7 @@ class Slurm(SlurmRole):
     max_retries: int = Field(0, description="Requeue the job while its restart count is below this.")
     gres_type: bool = Field(False, description="Request typed gres (gpu:h100:8) instead of gpu:8.")
     container_type: Literal["none", "apptainer"] = "none"
-    mount: list[str] = Field(default_factory=lambda: [], description="Container bind mounts, SRC:DST.")
+    mount: list[str] = Field(default_factory=list, description="Container bind mounts, SRC:DST.")
 
 
 class Kubernetes(Strict):
@@ -132,7 +131,7 @@ class DriverSpec(Strict):
     cpu: int = Field(4, description="CPU cores for the driver.")
     mem: int = Field(16, description="Memory for the driver, in GB.")
     image: str | None = Field(None, description="Container image; defaults to the experiment's `image`.")
-    env_vars: dict[str, str] = Field(default_factory=lambda: {}, description="Extra environment variables.")
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
 
 
 class Driver(Strict):
@@ -204,7 +203,7 @@ class Experiment(Strict):
     roles: dict[str, Role] = Field(min_length=1, description="Role name -> role (at least one).")
     driver: Driver | None = Field(None, description="The controller that drives the roles; without it the job "
                                                     "ends when every worker has ended.")
-    secrets: dict[str, Secret] = Field(default_factory=lambda: {},
+    secrets: dict[str, Secret] = Field(default_factory=dict,
                                        description="Environment variable name -> where its value lives.")
     staleness: Staleness | None = None
     areal: Areal = Areal()
