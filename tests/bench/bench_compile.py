@@ -58,14 +58,24 @@ def paired_ratio(cpu: dict[str, list[float]], name: str, base: str) -> float:
     return statistics.median(a / b for a, b in zip(cpu[name], cpu[base]))
 
 
-def cold(repeat: int, work: str) -> None:
+FLOOR = "import floor: click, pydantic_core, yaml"
+COMPILE = "areal compile two-node-decoupled"
+BEFORE = "before: areal compile two-node-decoupled"
+
+
+def cold(repeat: int, work: str, before: Path | None) -> None:
+    """Fresh processes in interleaved rounds; with BEFORE (an older checkout with its own .venv), its compile of the
+    same file runs in every round too."""
     commands = {
         "python -c pass": [PY, "-c", "pass"],
-        "import floor: click, pydantic, yaml": [PY, "-c", "import click, pydantic, yaml"],
+        FLOOR: [PY, "-c", "import click, pydantic_core, yaml"],
         "areal --help": [*AREAL, "--help"],
         "areal validate two-node-decoupled": [*AREAL, "validate", str(TWO_NODE)],
-        "areal compile two-node-decoupled": [*AREAL, "compile", str(TWO_NODE), "--out", f"{work}/cold"],
+        COMPILE: [*AREAL, "compile", str(TWO_NODE), "--out", f"{work}/cold"],
     }
+    if before is not None:
+        commands[BEFORE] = [str(before / ".venv" / "bin" / "python"), "-m", "areal_compiler", "compile",
+                            str(TWO_NODE), "--out", f"{work}/cold-before"]
     torchx = TORCHX.is_file()
     if torchx:
         Path(work, "train.py").write_text("print('hello')\n")
@@ -74,13 +84,14 @@ def cold(repeat: int, work: str) -> None:
     cpu = interleaved(commands, repeat, cwd=work)
     print(f"## cold start: CPU (user+sys) of a fresh process, {repeat} interleaved rounds\n")
     print(f"{'command':<46} {'median':>9} {'min':>9}  paired ratios (median of per-round ratios)")
-    compile_name = "areal compile two-node-decoupled"
     for name, times in cpu.items():
         ratios = []
         if name.startswith("areal"):
-            ratios.append(f"{paired_ratio(cpu, name, 'import floor: click, pydantic, yaml'):.2f}x import floor")
-        if name == compile_name and torchx:
+            ratios.append(f"{paired_ratio(cpu, name, FLOOR):.2f}x import floor")
+        if name in (COMPILE, BEFORE) and torchx:
             ratios.append(f"{paired_ratio(cpu, name, 'torchx 0.7.0 slurm dry-run dist.ddp -j 2x8'):.2f}x torchx")
+        if name == COMPILE and before is not None:
+            ratios.append(f"{paired_ratio(cpu, name, BEFORE):.2f}x before")
         print(f"{name:<46} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms  {', '.join(ratios)}")
     if not torchx:
         print(f"\nTorchX baseline absent ({TORCHX} not found); to include it: {TORCHX_HOWTO}")
@@ -197,7 +208,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few rounds and small sizes (a smoke run)")
     parser.add_argument("--sizes", default=None, help="comma list of node counts for the sweep")
     parser.add_argument("--before", type=Path, default=None,
-                        help="an older checkout with its own .venv (editable install) to compare throughput with")
+                        help="an older checkout with its own .venv (editable install) to compare cold compile and "
+                             "throughput with")
     args = parser.parse_args()
     repeat, rounds = (2, 1) if args.quick else (15, 10)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1, 4] if args.quick else \
@@ -206,7 +218,7 @@ def main() -> None:
         bytecode(checkout)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {len(EXAMPLES)} examples\n")
     with tempfile.TemporaryDirectory(prefix="areal-bench-") as work:
-        cold(repeat, work)
+        cold(repeat, work, args.before)
         throughput(rounds, args.before)
         sweep(sizes, work)
 
