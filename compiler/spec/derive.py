@@ -44,6 +44,8 @@ def _fields(node: dict, models: dict[str, dict]) -> dict:
             value = value.model_dump()
         elif key == "default_factory":
             value = next(name for name, kind in FACTORIES.items() if value() == kind())
+        elif key == "config":  # its order differs between pydantic releases
+            value = dict(sorted(value.items()))
         elif isinstance(value, dict) and key != "default":
             value = _node(value, models) if "type" in value and key != "fields" else \
                 {k: _node(v, models) for k, v in value.items()} if key == "fields" else value
