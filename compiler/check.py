@@ -1,4 +1,4 @@
-"""The validator's front: load YAML, validate against the models, map every error to its YAML position.
+"""The validator's front: load YAML, validate it (spec/records.py), map every error to its YAML position.
 
 Called by cli.py (validate, plan, compile); cross-field rules live in rules.py and run after the schema."""
 from __future__ import annotations
