@@ -46,9 +46,10 @@ def _fields(node: dict, models: dict[str, dict]) -> dict:
             value = next(name for name, kind in FACTORIES.items() if value() == kind())
         elif key == "config":  # its order differs between pydantic releases
             value = dict(sorted(value.items()))
-        elif isinstance(value, dict) and key != "default":
-            value = _node(value, models) if "type" in value and key != "fields" else \
-                {k: _node(v, models) for k, v in value.items()} if key == "fields" else value
+        elif key == "fields":
+            value = {name: _node(field, models) for name, field in value.items()}
+        elif isinstance(value, dict) and "type" in value and key != "default":  # a nested schema, not data
+            value = _node(value, models)
         out[key] = value
     return out
 
