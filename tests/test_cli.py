@@ -50,16 +50,19 @@ def test_usage_error_exits_2():
 
 
 def test_help_and_validate_import_nothing_heavy(tmp_path):
-    """--help imports no renderer; validate renders like compile but never a cluster client."""
+    """--help imports no renderer; validate renders like compile but never a cluster client; validate and compile
+    go through pydantic-core alone (spec/records.py), never importing pydantic itself."""
     code = ("import sys; from areal_compiler.cli import main\n"
-            "try:\n    main([{args}])\nexcept SystemExit:\n    pass\n"
+            "try:\n    main([{args}])\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
             "heavy = [m for m in ({heavy}) if m in sys.modules]\n"
             "print('HEAVY=' + ','.join(heavy), file=sys.stderr)")
     import subprocess
 
     cases = {"'--help'": "'kubernetes', 'ray', 'yaml', 'pydantic', 'jsonschema'",
              f"'validate', {str(EXAMPLES[0])!r}": "'kubernetes', 'ray', 'jsonschema', 'areal_compiler.cli_runs', "
-                                                  "'importlib.metadata', 'difflib'"}
+                                                  "'importlib.metadata', 'difflib', 'pydantic'",
+             f"'compile', {str(EXAMPLES[0])!r}, '--out', {str(tmp_path / 'out')!r}": "'kubernetes', 'ray', "
+                                                                                     "'jsonschema', 'pydantic'"}
     for args, heavy in cases.items():
         code_ = code.replace("{heavy}", heavy)
         out = subprocess.run([sys.executable, "-c", code_.replace("{args}", args)], capture_output=True, text=True,
