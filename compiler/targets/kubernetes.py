@@ -95,13 +95,14 @@ def objects(plan: Plan, attachments: dict[str, bytes] | None = None) -> dict[str
             "rbac.example.yaml": k8s_objects.rbac(lay)}
 
 
-def _configmap_size(plan: Plan) -> int:
-    return len(plan.to_json().encode("utf-8")) + (len(_agent()) + 2) // 3 * 4
+def _configmap_size(plan: Plan, attachments: dict[str, bytes]) -> int:
+    """Bytes of the ConfigMap's data: plan.json, agent.pyz in base64, the attachments as text."""
+    return len(plan.to_json().encode("utf-8")) + (len(_agent()) + 2) // 3 * 4 + sum(map(len, attachments.values()))
 
 
 def check(plan: Plan) -> list[TargetError]:
     found = k8s_check.check(plan)
-    size = _configmap_size(plan)
+    size = _configmap_size(plan, {})
     if size > k8s_check.CONFIGMAP_LIMIT:
         found.append(TargetError(f"plan.json and agent.pyz need {size} bytes in a ConfigMap (limit "
                                  f"{k8s_check.CONFIGMAP_LIMIT}): use fewer workers"))
@@ -109,7 +110,7 @@ def check(plan: Plan) -> list[TargetError]:
 
 
 def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
-    size = _configmap_size(plan) + sum(map(len, attachments.values()))
+    size = _configmap_size(plan, attachments)
     if size > k8s_check.CONFIGMAP_LIMIT:
         raise TargetError(f"plan.json, agent.pyz and {', '.join(attachments)} need {size} bytes in a ConfigMap "
                           f"(limit {k8s_check.CONFIGMAP_LIMIT}): make the config smaller")
