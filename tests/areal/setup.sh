@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates a venv with upstream AReaL 1.0.4 for the real-AReaL tests: `tests/areal/setup.sh VENV_DIR`.
-# CPU only: areal is installed with --no-deps and only what its controller, RPC server and trainers import
-# (requirements.txt beside this file), so pip never pulls upstream's CUDA pins. Idempotent; prints the python.
+# Runs on CPU: areal is installed with --no-deps and only what its controller, RPC server and trainers import
+# (requirements.txt beside this file), so upstream's pins never pull another torch. Idempotent; prints the python.
 set -euo pipefail
 if [ $# -ne 1 ]; then
     echo "usage: $0 VENV_DIR   (a venv of its own, never the project's)" >&2
@@ -13,10 +13,13 @@ start=$SECONDS
 if [ ! -x "$venv/bin/python" ]; then
     python3.11 -m venv "$venv"
 fi
-# pip takes torch from the CPU build on this machine's disk (uv does not look there); uv resolves the rest fast
-# and keeps that torch, since every requirement that names torch accepts 2.13.0.
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.13.0 uv
+# torch comes from PyPI, the only index these machines reach: its Linux wheel is the CUDA build and imports only
+# with the CUDA libraries it names beside it (about 4.6 GB in all), but it runs on CPU. uv installs it in about
+# 25 s (pip takes minutes) and keeps it while resolving the rest: every requirement that names torch accepts 2.13.0.
+# (Until 2026-12 a CPU build lay on these machines' disk; it is gone, measured 2026-12-07.)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv
 uv=("$venv/bin/uv" pip install --quiet --python "$venv/bin/python")
+"${uv[@]}" torch==2.13.0
 "${uv[@]}" -r "$here/requirements.txt"
 "${uv[@]}" --no-deps areal==1.0.4
 "$venv/bin/python" -c "import areal.api.scheduler_api, areal.infra.scheduler.local, areal.infra.rpc.rpc_server, \
