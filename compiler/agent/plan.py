@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from .files import read_bytes
 
 MAX_PLAN = 1 << 30  # bytes of plan.json
 MAX_SECRET = 64 * 1024  # bytes of one secret file
-PLAN_VERSION = 2
+PLAN_VERSION = 3
+# Set to 1 by the local target, which runs every logical node on this one host (on_one_host).
+ONE_HOST = "AREAL_ONE_HOST"
+DEVICE_FILES = {"CUDA_VISIBLE_DEVICES": re.compile(r"^nvidia[0-9]+$"),  # /dev entries, one per device
+                "ASCEND_RT_VISIBLE_DEVICES": re.compile(r"^davinci[0-9]+$")}
 DEFAULT_RUNTIME = {
     "heartbeat_interval": 5.0,
     "hung_after": 30.0,
@@ -26,8 +31,9 @@ class PlanError(Exception):
     """The plan, the worker choice or a placeholder is unusable: the agent exits 2 with this message."""
 
 
-def load_plan(path: str) -> Dict[str, Any]:
-    """Read plan.json (UTF-8) and check the few fields the agent relies on."""
+def load_plan(path: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Read plan.json (UTF-8), check the few fields the agent relies on, and move its logical nodes where this host
+    runs them (on_one_host, from `environ`, default os.environ)."""
     try:
         plan = json.loads(read_bytes(path, MAX_PLAN).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -45,6 +51,58 @@ def load_plan(path: str) -> Dict[str, Any]:
                                   role.get("env") if isinstance(role, dict) else None)
         if problem:
             raise PlanError("plan %s: role %s: %s" % (path, name, problem))
+    return on_one_host(plan, os.environ if environ is None else environ)
+
+
+def host_devices(plan: Dict[str, Any], dev: str = "/dev") -> int:
+    """How many devices of the plan's accelerator kind this host has (its /dev entries: nvidiaN, davinciN)."""
+    pattern = DEVICE_FILES.get((plan.get("accelerator") or {}).get("visibility_env") or "")
+    try:
+        return sum(1 for name in os.listdir(dev) if pattern and pattern.match(name))
+    except OSError:
+        return 0
+
+
+def devices_apart(plan: Dict[str, Any], dev: str = "/dev") -> bool:
+    """Whether this host has a device for every logical node's (nodes x devices_per_node); if not, the nodes of
+    a local run share the planned device indices (and `areal run` says so)."""
+    per_node = int((plan.get("accelerator") or {}).get("devices_per_node") or 0)
+    return host_devices(plan, dev) >= per_node * int(plan.get("nodes") or 1)
+
+
+def port_offsets(workers: List[Dict[str, Any]], nodes: int, base: int) -> List[int]:
+    """Where each logical node's ports start on a host that runs them all, relative to their planned numbers:
+    node n's move up by the ports nodes 0..n-1 use (every node's start at base_port)."""
+    used = [0] * nodes
+    for w in workers:
+        ports = [int(w.get("agent_port") or base)] + list(w.get("ports") or [])
+        ports += [p for f in w.get("forks") or [] for p in f.get("ports") or []]
+        node = int(w.get("node") or 0)
+        used[node] = max(used[node], max(int(p) for p in ports) - base + 1)
+    offsets, total = [], 0
+    for count in used:
+        offsets.append(total)
+        total += count
+    return offsets
+
+
+def on_one_host(plan: Dict[str, Any], environ: Dict[str, str], dev: str = "/dev") -> Dict[str, Any]:
+    """The plan as this host runs it. With AREAL_ONE_HOST=1 (the local target with several logical nodes) every
+    node shares this host: node n's ports (its workers', forks' and agents') move up by port_offsets, and its
+    devices to n x devices_per_node + d when the host has them all (devices_apart). Otherwise the plan as it is."""
+    if environ.get(ONE_HOST) != "1":
+        return plan
+    nodes, base = int(plan.get("nodes") or 1), int((plan.get("runtime") or {}).get("base_port") or 0)
+    offsets = port_offsets(plan["workers"], nodes, base)
+    per_node = int((plan.get("accelerator") or {}).get("devices_per_node") or 0) if devices_apart(plan, dev) else 0
+    for worker in plan["workers"]:
+        node = int(worker.get("node") or 0)
+        shift = offsets[node]
+        worker["agent_port"] = int(worker.get("agent_port") or 0) + shift
+        worker["ports"] = [int(p) + shift for p in worker.get("ports") or []]
+        worker["devices"] = [int(d) + node * per_node for d in worker.get("devices") or []]
+        for fork in worker.get("forks") or []:
+            fork["ports"] = [int(p) + shift for p in fork.get("ports") or []]
     return plan
 
 

@@ -370,7 +370,7 @@ def supervise(plan_path: str, worker: str, run_dir: str, log_path: Optional[str]
               environ: Optional[Dict[str, str]] = None, own_process: bool = False) -> int:
     """Run one planned worker under the agent until it ends; returns its exit code (2: unusable set-up)."""
     try:
-        plan = load_plan(plan_path)
+        plan = load_plan(plan_path, environ)
         role, index = parse_worker_spec(worker, os.environ if environ is None else environ)
         try:
             token = token_from_env(environ)

@@ -30,16 +30,26 @@ class PlanError(Exception):
         self.diagnostics = diagnostics
 
 
+LAST_PORT = 65535
+FIRST_UNPRIVILEGED = 1024  # ports below it need root to listen on
+
+
 class Ports:
-    """Hands out ports in plan order, unique across the experiment, so every node and the local target agree."""
+    """Hands out ports per logical node in plan order: the processes of one node get distinct ports and every node
+    starts at base_port, since a port belongs to a host (the local target relocates nodes that share its host)."""
 
-    def __init__(self, base: int):
-        self.next = base
+    def __init__(self, base: int, nodes: int):
+        self.base, self.next = base, [base] * nodes
 
-    def take(self, count: int) -> list[int]:
-        ports = list(range(self.next, self.next + count))
-        self.next += count
-        return ports
+    def take(self, node: int, count: int) -> list[int]:
+        start = self.next[node]
+        self.next[node] = start + count
+        return list(range(start, start + count))
+
+    def busiest(self) -> tuple[int, int]:
+        """(node, how many ports it uses) of the node that uses the most (the first such node)."""
+        used = max(self.next)
+        return self.next.index(used), used - self.base
 
 
 def resolve(exp: Experiment, source: Source) -> Plan:
@@ -53,7 +63,7 @@ def resolve(exp: Experiment, source: Source) -> Plan:
     except PlacementError as exc:
         raise PlanError([placement_diagnostic(source, exc)]) from None
     sha = experiment_sha256(exp)
-    ports = Ports(exp.runtime.base_port)
+    ports = Ports(exp.runtime.base_port, nodes)
     forks_of: dict[str, list[str]] = {}
     for name, shape in shapes.items():
         if shape.colocated_with and shape.fork:
@@ -63,17 +73,20 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         if not shape.is_placed:
             continue
         for index, (node, devices) in enumerate(placement[name]):
-            own = ports.take(exp.roles[name].scheduling_spec.port_count)
-            agent_port = ports.take(1)[0]
-            forks = [Fork(role=f, index=index, ports=ports.take(exp.roles[f].scheduling_spec.port_count))
+            own = ports.take(node, exp.roles[name].scheduling_spec.port_count)
+            agent_port = ports.take(node, 1)[0]
+            forks = [Fork(role=f, index=index, ports=ports.take(node, exp.roles[f].scheduling_spec.port_count))
                      for f in forks_of.get(name, [])]
             workers.append(Worker(role=name, index=index, node=node, devices=devices, ports=own,
                                   agent_port=agent_port, forks=forks))
     roles = {name: _role_plan(exp, shapes, placement, name) for name in shapes}
     if exp.driver is not None:
         roles[DRIVER] = _driver_role(exp)
-        workers.append(Worker(role=DRIVER, index=0, node=0, devices=[], ports=[], agent_port=ports.take(1)[0],
+        workers.append(Worker(role=DRIVER, index=0, node=0, devices=[], ports=[], agent_port=ports.take(0, 1)[0],
                               forks=[]))
+    node, used = ports.busiest()
+    if exp.runtime.base_port + used - 1 > LAST_PORT:
+        raise PlanError([_ports_diagnostic(source, exp, workers, node, used)])
     return Plan(
         plan_version=PLAN_VERSION, experiment_name=exp.experiment_name, trial_name=exp.trial_name,
         run_id=f"{exp.experiment_name}-{exp.trial_name}-{sha[:8]}", experiment_sha256=sha,
@@ -90,6 +103,30 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         targets={"slurm": exp.slurm.dump(exclude_none=True),
                  "kubernetes": exp.kubernetes.dump(), "local": exp.local.dump(),
                  "ray": exp.ray.dump(exclude_none=True)})
+
+
+def _ports_diagnostic(source: Source, exp: Experiment, workers: list[Worker], node: int, used: int):
+    """E471 for the node whose ports do not fit above base_port: a lower base_port when one would do, else the
+    role that takes most of that node's ports (no base_port can help it)."""
+    base = exp.runtime.base_port
+    if used <= LAST_PORT + 1 - FIRST_UNPRIVILEGED:
+        return source.diagnostic(
+            "E471", f"base_port {base} leaves room for {LAST_PORT + 1 - base} ports, but logical node {node} uses "
+                    f"{used} (its workers', forked processes' and agents' ports)", ("runtime", "base_port"),
+            f"use a base_port from {FIRST_UNPRIVILEGED} to {LAST_PORT + 1 - used}")
+    taken: dict[str, int] = {}
+    for w in workers:
+        if w.node == node:
+            taken[w.role] = taken.get(w.role, 0) + len(w.ports) + 1
+            for f in w.forks:
+                taken[f.role] = taken.get(f.role, 0) + len(f.ports)
+    role = max(taken, key=taken.get)
+    path = ("roles", role, "scheduling_spec", "port_count") if role in exp.roles else ("driver",)
+    return source.diagnostic(
+        "E471", f"logical node {node} uses {used} ports ({taken[role]} of them role `{role}`'s, with its agents'): "
+                f"more than one host has from port {FIRST_UNPRIVILEGED} up ({LAST_PORT + 1 - FIRST_UNPRIVILEGED})",
+        path, f"give `{role}` fewer ports per process (scheduling_spec.port_count) or fewer processes per node",
+        key=True)
 
 
 def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:

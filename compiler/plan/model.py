@@ -12,7 +12,7 @@ from functools import cached_property
 
 from areal_compiler.canonical import canonical_json
 
-PLAN_VERSION = 2
+PLAN_VERSION = 3  # 3: ports are planned per logical node (2: unique across the experiment)
 DRIVER = "driver"  # the role name of the driver (the controller); a user role may not use it
 
 
@@ -47,7 +47,7 @@ class Worker(Frozen):
     index: int
     node: int
     devices: list[int]
-    ports: list[int]
+    ports: list[int]  # distinct among the processes of its logical node; other nodes reuse the same numbers
     agent_port: int
     forks: list[Fork]
 
@@ -126,6 +126,14 @@ class Plan(Frozen):
 
     def to_json(self) -> str:
         return self.json_text
+
+    @cached_property
+    def node_workers(self) -> list[list[Worker]]:
+        """The workers of each logical node, in plan order (the driver's on node 0)."""
+        out: list[list[Worker]] = [[] for _ in range(self.nodes)]
+        for w in self.workers:
+            out[w.node].append(w)
+        return out
 
     def worker(self, role: str, index: int) -> Worker:
         return next(w for w in self.workers if w.role == role and w.index == index)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from areal_compiler.agent.outcome import Decision, Ended, decide, exit_code_of, stop_stages
+from areal_compiler.agent.plan import ONE_HOST, devices_apart, host_devices
 from areal_compiler.agent.procs import exit_code
 from areal_compiler.agent.state import read_run
 from areal_compiler.runs.base import OperatorError, RunBackend, RunState
@@ -23,7 +24,8 @@ from areal_compiler.runs.paths import machine_run_dir
 from areal_compiler.runs.registry import RunRecord, load, save
 
 POLL = 0.2  # seconds between looks at the agents
-CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN")  # never inherited from the shell
+CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN",  # never inherited from the shell
+                ONE_HOST)
 
 
 def read_launch(target_dir: Path) -> dict:
@@ -44,6 +46,17 @@ def read_plan(target_dir: Path) -> dict:
         return json.loads((target_dir / "plan.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise OperatorError("target_unusable", f"{target_dir} has no usable plan.json ({exc})") from None
+
+
+def say_shared_devices(target_dir: Path) -> None:
+    """At start, on stderr: when the logical nodes share this host's devices because it has fewer than they use
+    apart (the agents decide the same way: agent/plan.py devices_apart)."""
+    plan = read_plan(target_dir)
+    per_node, nodes = int(plan["accelerator"]["devices_per_node"]), int(plan["nodes"])
+    if nodes > 1 and per_node and any(w.get("devices") for w in plan["workers"]) and not devices_apart(plan):
+        print(f"areal: this host has {host_devices(plan)} {plan['accelerator']['name'].split('_')[0]} device(s), "
+              f"fewer than the {per_node * nodes} that its {nodes} logical nodes use apart: every node uses devices "
+              f"0-{per_node - 1}, so roles on different nodes share them", file=sys.stderr)
 
 
 def _fill(text: str, target_dir: Path, run_dir: Path) -> str:
@@ -233,6 +246,7 @@ class Backend(RunBackend):
         read_launch(folder)
         if dry_run:
             return {"accepted": True, "verdict": "the local target runs on this machine"}
+        say_shared_devices(folder)
         record.run_dir = str(machine_run_dir(record.name))
         save(record)  # the runner reads it; from here on the runner writes the record
         log = Path(record.run_dir).parent / "runner.log"
@@ -248,6 +262,7 @@ class Backend(RunBackend):
 
         record.run_dir = str(machine_run_dir(record.name))
         save(record)
+        say_shared_devices(Path(record.target_dir))
         return Runner(record, RunView(record.name, Path(record.run_dir), stream_logs)).execute()
 
     def wait_ready(self, record: RunRecord, timeout: float) -> list[dict]:

@@ -25,6 +25,11 @@ class TargetError(ValueError):
         self.path = path
 
 
+class TargetWarning(TargetError):
+    """Something a target's check() reports without refusing the plan: how this target runs it differs from what
+    the plan says (e.g. logical nodes sharing this host's devices); a located W490 warning."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     path: str  # relative to the target's folder, with "/" separators

@@ -67,7 +67,7 @@ def driver_name(plan: Plan) -> str | None:
 
 
 def _node_workers(plan: Plan, node: int) -> list:
-    return [w for w in plan.workers if w.node == node and plan.roles[w.role].kind != "driver"]
+    return [w for w in plan.node_workers[node] if plan.roles[w.role].kind != "driver"]
 
 
 def _bundle(plan: Plan, node: int) -> tuple[dict, dict]:

@@ -9,6 +9,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+try:  # inside agent.pyz the agent is the sibling package areal_agent; in the source tree, areal_compiler.agent
+    from areal_agent.plan import on_one_host
+except ImportError:
+    from areal_compiler.agent.plan import on_one_host
+
 PLAN_ENV, HOSTS_ENV = "AREAL_PLAN_FILE", "AREAL_NODE_HOSTS"
 TOKEN_FILE_ENV, TOKEN_ENV = "AREAL_AGENT_TOKEN_FILE", "AREAL_AGENT_TOKEN"
 
@@ -34,7 +39,7 @@ def load_plan(path: str | None = None) -> dict:
     if not path:
         raise PlanMismatch(f"{PLAN_ENV} is not set: the driver needs the compiled plan.json")
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        return on_one_host(json.load(handle), os.environ)  # the local target's logical nodes share one host
 
 
 def node_hosts(plan: dict, hosts: str | None = None) -> list[str]:
