@@ -35,7 +35,7 @@ def load_plan(path: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, 
     """Read plan.json (UTF-8), check the few fields the agent relies on, and move its logical nodes where this host
     runs them (on_one_host, from `environ`, default os.environ)."""
     try:
-        plan = json.loads(read_bytes(path, MAX_PLAN).decode("utf-8"))
+        plan = json.loads(read_plan_bytes(path).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
         raise PlanError("cannot read plan %s: %s" % (path, exc)) from None
     if not isinstance(plan, dict) or plan.get("plan_version") != PLAN_VERSION:
@@ -52,6 +52,18 @@ def load_plan(path: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, 
         if problem:
             raise PlanError("plan %s: role %s: %s" % (path, name, problem))
     return on_one_host(plan, os.environ if environ is None else environ)
+
+
+def read_plan_bytes(path: str) -> bytes:
+    """plan.json's bytes. When PATH is absent but PATH.1 exists, the concatenation of its pieces PATH.1 .. PATH.N
+    (the Kubernetes target cuts a plan.json over the 1 MiB one ConfigMap holds into several)."""
+    if os.path.exists(path) or not os.path.exists(path + ".1"):
+        return read_bytes(path, MAX_PLAN)
+    pieces, count = [], 1
+    while os.path.exists("%s.%d" % (path, count)):
+        pieces.append(read_bytes("%s.%d" % (path, count), MAX_PLAN))
+        count += 1
+    return b"".join(pieces)
 
 
 def host_devices(plan: Dict[str, Any], dev: str = "/dev") -> int:

@@ -7,6 +7,7 @@ Linear in workers: what a role's processes share (command, env, resources) is st
 worker carries only its placement and ports; the agent derives every process's environment from the plan."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -123,6 +124,15 @@ class Plan(Frozen):
     def json_text(self) -> str:
         """plan.json's text, serialized once however many targets carry it (the plan is frozen)."""
         return canonical_json(self.dump())
+
+    @cached_property
+    def json_bytes(self) -> bytes:
+        """plan.json's bytes, encoded once for every target folder that carries them."""
+        return self.json_text.encode()
+
+    @cached_property
+    def json_sha256(self) -> str:
+        return hashlib.sha256(self.json_bytes).hexdigest()
 
     def to_json(self) -> str:
         return self.json_text

@@ -10,9 +10,9 @@ import urllib.request
 from dataclasses import dataclass
 
 try:  # inside agent.pyz the agent is the sibling package areal_agent; in the source tree, areal_compiler.agent
-    from areal_agent.plan import on_one_host
+    from areal_agent.plan import on_one_host, read_plan_bytes
 except ImportError:
-    from areal_compiler.agent.plan import on_one_host
+    from areal_compiler.agent.plan import on_one_host, read_plan_bytes
 
 PLAN_ENV, HOSTS_ENV = "AREAL_PLAN_FILE", "AREAL_NODE_HOSTS"
 TOKEN_FILE_ENV, TOKEN_ENV = "AREAL_AGENT_TOKEN_FILE", "AREAL_AGENT_TOKEN"
@@ -38,8 +38,7 @@ def load_plan(path: str | None = None) -> dict:
     path = path or os.environ.get(PLAN_ENV)
     if not path:
         raise PlanMismatch(f"{PLAN_ENV} is not set: the driver needs the compiled plan.json")
-    with open(path, encoding="utf-8") as handle:
-        return on_one_host(json.load(handle), os.environ)  # the local target's logical nodes share one host
+    return on_one_host(json.loads(read_plan_bytes(path)), os.environ)  # the local target: nodes share one host
 
 
 def node_hosts(plan: dict, hosts: str | None = None) -> list[str]:
