@@ -41,10 +41,16 @@ class Ports:
     def __init__(self, base: int, nodes: int):
         self.base, self.next = base, [base] * nodes
 
-    def take(self, node: int, count: int) -> list[int]:
+    def worker(self, node: int, count: int, forks: list[int]) -> tuple[list[int], int, list[list[int]]]:
+        """A worker's own ports, its agent's port and each of its forked processes' ports, in that order."""
         start = self.next[node]
-        self.next[node] = start + count
-        return list(range(start, start + count))
+        own, agent, start = list(range(start, start + count)), start + count, start + count + 1
+        forked = []
+        for size in forks:
+            forked.append(list(range(start, start + size)))
+            start += size
+        self.next[node] = start
+        return own, agent, forked
 
     def busiest(self) -> tuple[int, int]:
         """(node, how many ports it uses) of the node that uses the most (the first such node)."""
@@ -64,25 +70,11 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         raise PlanError([placement_diagnostic(source, exc)]) from None
     sha = experiment_sha256(exp)
     ports = Ports(exp.runtime.base_port, nodes)
-    forks_of: dict[str, list[str]] = {}
-    for name, shape in shapes.items():
-        if shape.colocated_with and shape.fork:
-            forks_of.setdefault(shape.colocated_with, []).append(name)
-    workers = []
-    for name, shape in shapes.items():
-        if not shape.is_placed:
-            continue
-        for index, (node, devices) in enumerate(placement[name]):
-            own = ports.take(node, exp.roles[name].scheduling_spec.port_count)
-            agent_port = ports.take(node, 1)[0]
-            forks = [Fork(role=f, index=index, ports=ports.take(node, exp.roles[f].scheduling_spec.port_count))
-                     for f in forks_of.get(name, [])]
-            workers.append(Worker(role=name, index=index, node=node, devices=devices, ports=own,
-                                  agent_port=agent_port, forks=forks))
+    workers = _workers(exp, shapes, placement, ports)
     roles = {name: _role_plan(exp, shapes, placement, name) for name in shapes}
     if exp.driver is not None:
         roles[DRIVER] = _driver_role(exp)
-        workers.append(Worker(role=DRIVER, index=0, node=0, devices=[], ports=[], agent_port=ports.take(0, 1)[0],
+        workers.append(Worker(role=DRIVER, index=0, node=0, devices=[], ports=[], agent_port=ports.worker(0, 0, [])[1],
                               forks=[]))
     node, used = ports.busiest()
     if exp.runtime.base_port + used - 1 > LAST_PORT:
@@ -103,6 +95,26 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         targets={"slurm": exp.slurm.dump(exclude_none=True),
                  "kubernetes": exp.kubernetes.dump(), "local": exp.local.dump(),
                  "ray": exp.ray.dump(exclude_none=True)})
+
+
+def _workers(exp: Experiment, shapes: dict[str, RoleShape], placement, ports: Ports) -> list[Worker]:
+    """Every worker of the roles that own devices, in role then index order, with its ports and forked processes."""
+    forks_of: dict[str, list[str]] = {}
+    for name, shape in shapes.items():
+        if shape.colocated_with and shape.fork:
+            forks_of.setdefault(shape.colocated_with, []).append(name)
+    workers = []
+    for name, shape in shapes.items():
+        if not shape.is_placed:
+            continue
+        forks = forks_of.get(name, [])
+        count, counts = exp.roles[name].scheduling_spec.port_count, \
+            [exp.roles[f].scheduling_spec.port_count for f in forks]
+        for index, (node, devices) in enumerate(placement[name]):
+            own, agent, forked = ports.worker(node, count, counts)
+            workers.append(Worker(name, index, node, devices, own, agent,
+                                  [Fork(f, index, p) for f, p in zip(forks, forked)]))
+    return workers
 
 
 def _ports_diagnostic(source: Source, exp: Experiment, workers: list[Worker], node: int, used: int):

@@ -18,6 +18,8 @@ DRIVER = "driver"  # the role name of the driver (the controller); a user role m
 
 
 class Frozen:
+    __slots__ = ()
+
     def dump(self) -> dict:
         """Plain data (dicts, lists, numbers, strings), fields in declaration order: what plan.json holds."""
         return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
@@ -33,7 +35,10 @@ def _plain(value):
     return value
 
 
-@dataclass(frozen=True)
+# Fork and Worker, of which there is one per process (100,000 at 8,192 nodes), are slotted and not frozen: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, which made building them most of planning.
+# Nothing changes a plan after plan/build.py made it, frozen or not.
+@dataclass(slots=True)
 class Fork(Frozen):
     """A process of a colocated role (fork: true) that a worker's agent starts beside its worker."""
 
@@ -42,7 +47,7 @@ class Fork(Frozen):
     ports: list[int]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Worker(Frozen):
     role: str
     index: int
@@ -55,6 +60,14 @@ class Worker(Frozen):
     @property
     def name(self) -> str:
         return f"{self.role}/{self.index}"
+
+
+def _workers_data(workers: list[Worker]) -> list[dict]:
+    """The workers as plan.json holds them, every dict's keys in sorted order (canonical_json's `built`): only ints
+    and role names."""
+    return [{"agent_port": w.agent_port, "devices": w.devices,
+             "forks": [{"index": f.index, "ports": f.ports, "role": f.role} for f in w.forks],
+             "index": w.index, "node": w.node, "ports": w.ports, "role": w.role} for w in workers]
 
 
 @dataclass(frozen=True)
@@ -122,8 +135,10 @@ class Plan(Frozen):
 
     @cached_property
     def json_text(self) -> str:
-        """plan.json's text, serialized once however many targets carry it (the plan is frozen)."""
-        return canonical_json(self.dump())
+        """plan.json's text, serialized once however many targets carry it: canonical_json of dump(), with the
+        workers (nearly all of it) built in canonical form rather than walked (_workers_data)."""
+        data = {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__ if name != "workers"}
+        return canonical_json({**data, "workers": _workers_data(self.workers)}, built="workers")
 
     @cached_property
     def json_bytes(self) -> bytes:

@@ -18,10 +18,10 @@ def literal(text: str) -> str:
 
 def pod_needs(plan: Plan, component: Component) -> dict:
     """The most any of the component's nodes needs: CPUs, GB and devices (a pod gets all devices of its node)."""
-    per_node = {n: [0, 0, False] for n in component.nodes} or {0: [0, 0, False]}
-    for w in plan.workers:
-        if w.role in component.roles and (w.node in per_node or component.name == DRIVER):
-            slot = per_node[w.node] if w.node in per_node else per_node[0]
+    per_node = {n: [0, 0, False] for n in component.nodes or (0,)}  # the driver's pod: its worker on node 0
+    for w in (w for node in per_node for w in plan.node_workers[node]):
+        if w.role in component.roles:
+            slot = per_node[w.node]
             for role in [w.role] + [f.role for f in w.forks]:
                 slot[0] += plan.roles[role].cpu
                 slot[1] += plan.roles[role].mem_gb
