@@ -24,8 +24,9 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
-def atomic_write_json(path: str, data: Dict[str, Any]) -> None:
-    """Temp file in the same directory, fsync, os.replace, fsync the directory; explicit UTF-8."""
+def atomic_write_json(path: str, data: Dict[str, Any], durable: bool = True) -> None:
+    """Temp file in the same directory, fsync, os.replace, fsync the directory; explicit UTF-8. Not `durable`:
+    the same without the two fsyncs (still atomic for readers; a crash of the host may lose this write)."""
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
@@ -33,7 +34,8 @@ def atomic_write_json(path: str, data: Dict[str, Any]) -> None:
             json.dump(data, handle, sort_keys=True, indent=2, ensure_ascii=False)
             handle.write("\n")
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -41,6 +43,8 @@ def atomic_write_json(path: str, data: Dict[str, Any]) -> None:
         except OSError:
             pass
         raise
+    if not durable:
+        return
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -110,7 +114,7 @@ class StateFile:
             self._data["last_heartbeat"], self._data["last_heartbeat_epoch"] = iso(now), now
             if worker_beat_epoch is not None and self._data["worker_heartbeat"] is not None:
                 self._data["worker_heartbeat"] = {"last": iso(worker_beat_epoch), "last_epoch": worker_beat_epoch}
-            self._write()
+            self._write(durable=False)  # a beat lost with its host tells nothing: no fsync, every second, per process
 
     def finish(self, status: str, exit_code: Optional[int], signal: Optional[int] = None) -> None:
         """Record a terminal status once; later calls keep the first one.
@@ -125,8 +129,8 @@ class StateFile:
                 self._data["signal"] = signal
             self._write()
 
-    def _write(self) -> None:
-        atomic_write_json(self.path, self._data)
+    def _write(self, durable: bool = True) -> None:
+        atomic_write_json(self.path, self._data, durable)
 
 
 def _pid_state(pid: int) -> str:
@@ -149,7 +153,7 @@ def _pid_state(pid: int) -> str:
     return "alive"
 
 
-def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
+def derive(data: Dict[str, Any], now: Optional[float] = None, host: Optional[str] = None) -> Dict[str, Any]:
     """healthy / hung / crashed from a running state; terminal statuses pass through.
 
     crashed = the state says running but the agent (the process that writes it) is dead, so nobody will ever
@@ -171,7 +175,7 @@ def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
     hung_after = float(data["hung_after"])
     age = now - float(data["last_heartbeat_epoch"])
     result["heartbeat_age"] = round(age, 3)
-    local = data.get("hostname") == socket.gethostname()
+    local = data.get("hostname") == (host or socket.gethostname())
     agent = _pid_state(int(data["pid"]["agent"])) if local else "unknown"
     if agent == "dead":
         result.update(status="crashed", message="agent pid %s is gone" % data["pid"]["agent"])
@@ -195,13 +199,13 @@ def _worker_beat_stale(data: Dict[str, Any], now: float, hung_after: float) -> b
     return now - baseline > hung_after
 
 
-def read_state(path: str, now: Optional[float] = None) -> Dict[str, Any]:
+def read_state(path: str, now: Optional[float] = None, host: Optional[str] = None) -> Dict[str, Any]:
     """Derived status of one state file; an unreadable or malformed file is status `corrupt`, never a crash."""
     try:
         data = json.loads(read_bytes(path, MAX_STATE).decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        result = derive(data, now)
+        result = derive(data, now, host)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         name = os.path.basename(path)[: -len(".json")]
         return {"role": name.rpartition(".")[0], "index": name.rpartition(".")[2], "status": "corrupt",
@@ -214,4 +218,5 @@ def read_run(run_dir: str, now: Optional[float] = None) -> List[Dict[str, Any]]:
     """Every state file under DIR/state (temp files skipped), sorted by name."""
     directory = os.path.join(run_dir, "state")
     names = sorted(n for n in os.listdir(directory) if n.endswith(".json") and not n.startswith("."))
-    return [read_state(os.path.join(directory, name), now) for name in names]
+    host = socket.gethostname()
+    return [read_state(os.path.join(directory, name), now, host) for name in names]

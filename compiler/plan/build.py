@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import shlex
 
+from areal_compiler.canonical import canonical_json
 from areal_compiler.diagnostics import Diagnostic
-from areal_compiler.plan.model import (DRIVER, PLAN_VERSION, Completion, Fork, Gate, Plan, RolePlan, Worker,
-                                       canonical_json)
+from areal_compiler.plan.model import DRIVER, PLAN_VERSION, Completion, Fork, Gate, Plan, RolePlan, Worker
 from areal_compiler.plan.placement import PlacementError, place, placement_diagnostic
 from areal_compiler.source import Source
 from areal_compiler.spec.catalog import CATALOG

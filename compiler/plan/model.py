@@ -11,8 +11,6 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
-from areal_compiler.canonical import canonical_json
-
 PLAN_VERSION = 3  # 3: ports are planned per logical node (2: unique across the experiment)
 DRIVER = "driver"  # the role name of the driver (the controller); a user role may not use it
 
@@ -137,6 +135,8 @@ class Plan(Frozen):
     def json_text(self) -> str:
         """plan.json's text, serialized once however many targets carry it: canonical_json of dump(), with the
         workers (nearly all of it) built in canonical form rather than walked (_workers_data)."""
+        from areal_compiler.canonical import canonical_json  # pydantic-core's encoder: not for the run verbs
+
         data = {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__ if name != "workers"}
         return canonical_json({**data, "workers": _workers_data(self.workers)}, built="workers")
 

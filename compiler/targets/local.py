@@ -6,8 +6,7 @@ on this one host: told AREAL_ONE_HOST=1, the agents move node n's ports past tho
 to n x devices_per_node + d when the host has a device for each (agent/plan.py on_one_host)."""
 from __future__ import annotations
 
-from areal_compiler.plan import Plan, canonical_json
-from areal_compiler.plan.build import LAST_PORT
+from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError, TargetWarning
 
 NAME = "local"
@@ -48,6 +47,8 @@ def launch_plan(plan: Plan) -> dict:
 
 def check(plan: Plan) -> list[TargetError]:
     """Every logical node's ports must fit on this one host; devices shared between nodes are a warning."""
+    from areal_compiler.plan.build import LAST_PORT
+
     if plan.nodes < 2:
         return []
     found: list[TargetError] = []
@@ -69,4 +70,6 @@ def check(plan: Plan) -> list[TargetError]:
 
 
 def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
+    from areal_compiler.canonical import canonical_json
+
     return [Artifact("launch.json", canonical_json(launch_plan(plan)).encode())]
