@@ -62,7 +62,9 @@ def state_path(run_dir: str, role: str, index: int) -> str:
 
 
 class StateFile:
-    """The state of one supervised process; every change is written through at once under a lock."""
+    """The state of one supervised process; every change is written through at once under a lock. Only the end
+    (finish) is written durably (fsync): the start, readiness and beats are progress a crash of the host makes moot,
+    and hundreds of processes starting and beating at once each waited on the disk."""
 
     def __init__(self, path: str, role: str, index: int, kind: str, runtime: Dict[str, Any]) -> None:
         self.path = path
@@ -95,7 +97,7 @@ class StateFile:
             if self._data["status"] in TERMINAL or self._data["ready"]:
                 return
             self._data["ready"], self._data["ready_at"] = True, iso(time.time())
-            self._write()
+            self._write(durable=False)
 
     def started(self, child_pid: int, ready: bool = False) -> None:
         """The process runs; `ready` when nothing more is needed for it to count as ready (one write)."""
@@ -103,7 +105,7 @@ class StateFile:
             self._data["pid"]["child"] = child_pid
             if ready:
                 self._data["ready"], self._data["ready_at"] = True, iso(time.time())
-            self._write()
+            self._write(durable=False)
 
     def beat(self, worker_beat_epoch: Optional[float] = None) -> None:
         """Refresh the agent heartbeat (and the worker's own beat when known); no-op once terminal."""
@@ -114,7 +116,7 @@ class StateFile:
             self._data["last_heartbeat"], self._data["last_heartbeat_epoch"] = iso(now), now
             if worker_beat_epoch is not None and self._data["worker_heartbeat"] is not None:
                 self._data["worker_heartbeat"] = {"last": iso(worker_beat_epoch), "last_epoch": worker_beat_epoch}
-            self._write(durable=False)  # a beat lost with its host tells nothing: no fsync, every second, per process
+            self._write(durable=False)
 
     def finish(self, status: str, exit_code: Optional[int], signal: Optional[int] = None) -> None:
         """Record a terminal status once; later calls keep the first one.
