@@ -139,18 +139,14 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 def _pending(procs: Sequence[subprocess.Popen]) -> List[subprocess.Popen]:
-    """The processes whose leader has not exited or whose group still has live members. A group the kernel no
-    longer knows is gone at the cost of one kill(0); only groups it still knows (members may be zombies) cost a
-    scan of /proc."""
-    present = []
+    """The processes whose leader has not exited or whose group still has live members. A leader still running
+    needs no look at its group, a group the kernel no longer knows is gone at the cost of one kill(0), and only
+    groups it still knows whose leader has exited (their members may be zombies) cost one scan of /proc."""
     for proc in procs:
         proc.poll()
-        if proc.returncode is None or _group_exists(proc.pid):
-            present.append(proc)
-    if not present:
-        return []
-    groups = live_groups()
-    return [p for p in present if p.returncode is None or group_alive(p.pid, groups)]
+    lingering = [p for p in procs if p.returncode is not None and _group_exists(p.pid)]
+    groups = live_groups() if lingering else None
+    return [p for p in procs if p.returncode is None or p in lingering and group_alive(p.pid, groups)]
 
 
 def _group_exists(pgid: int) -> bool:
