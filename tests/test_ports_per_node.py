@@ -8,7 +8,7 @@ import sys
 
 from helpers import BASE, ROOT, areal, free_port_block, write
 from areal_compiler.agent.contract import worker_env
-from areal_compiler.agent.plan import host_devices, on_one_host
+from areal_compiler.agent.plan import host_devices, load_plan, on_this_host
 from areal_compiler.pipeline import compile_file, plan_file
 
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
@@ -59,8 +59,7 @@ def test_local_moves_nodes_apart_and_fails_located_when_they_cannot_fit(tmp_path
     fits = compile_file(str(write(tmp_path, example)), ("local", "slurm"))
     assert fits.ok
     launch = json.loads(fits.artifacts["local/launch.json"].content)
-    assert all(p["env"]["AREAL_ONE_HOST"] == "1" for p in launch["processes"])
-    assert "AREAL_ONE_HOST" not in fits.artifacts["slurm/job.sbatch"].content.decode()
+    assert not any("AREAL_NODE_HOSTS" in p["env"] for p in launch["processes"])  # every node at 127.0.0.1
     [warning] = [d for d in fits.diagnostics if d.code == "W490"]
     assert warning.span.line == 6 and "when it has 16 GPU devices" in warning.message
     # node 0 uses 12 ports, node 1 24: both fit from 65510, but on one host the two need 36
@@ -76,15 +75,15 @@ def _two_node_plan(tmp_path) -> dict:
     return json.loads(result.artifacts["local/plan.json"].content)
 
 
-def test_the_agent_moves_ports_past_earlier_nodes_and_devices_when_the_host_has_them(tmp_path):
+def test_nodes_at_one_address_get_their_ports_apart_and_devices_when_the_host_has_them(tmp_path):
     dev = tmp_path / "dev"
     dev.mkdir()
     for i in range(16):
         (dev / f"nvidia{i}").touch()
     (dev / "nvidiactl").touch()  # not a device
     planned = _two_node_plan(tmp_path)
-    assert on_one_host(_two_node_plan(tmp_path), {}, str(dev)) == planned  # a cluster: the plan as it is
-    moved = on_one_host(_two_node_plan(tmp_path), {"AREAL_ONE_HOST": "1"}, str(dev))
+    assert on_this_host(_two_node_plan(tmp_path), ["node-a", "node-b"], str(dev)) == planned  # hosts of their own
+    moved = on_this_host(_two_node_plan(tmp_path), ["127.0.0.1", "127.0.0.1"], str(dev))  # local: one host
     actor0 = next(w for w in moved["workers"] if w["role"] == "actor" and w["index"] == 0)
     assert actor0["ports"] == [20012, 20013] and actor0["agent_port"] == 20014  # node 0 uses 20000..20011
     assert actor0["devices"] == [8]
@@ -95,8 +94,17 @@ def test_the_agent_moves_ports_past_earlier_nodes_and_devices_when_the_host_has_
     every = [p for w in moved["workers"] for p in w["ports"] + [w["agent_port"]]]
     assert len(every) == len(set(every))
     (dev / "nvidia15").unlink()  # 15 devices for 2 x 8: the nodes share the planned indices
-    shared = on_one_host(_two_node_plan(tmp_path), {"AREAL_ONE_HOST": "1"}, str(dev))
-    assert next(w for w in shared["workers"] if w["role"] == "actor")["devices"] == [0]
+    shared = on_this_host(_two_node_plan(tmp_path), ["10.0.0.7", "10.0.0.7"], str(dev))  # two slurmd, one host
+    actor0 = next(w for w in shared["workers"] if w["role"] == "actor" and w["index"] == 0)
+    assert actor0["devices"] == [0] and actor0["ports"] == [20012, 20013]
+
+
+def test_the_agent_reads_which_nodes_share_a_host_from_their_addresses(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(_two_node_plan(tmp_path)))
+    actor0 = {"AREAL_NODE_HOSTS": "node-a,node-b"}, {"AREAL_NODE_HOSTS": "127.0.0.1,127.0.0.1"}, {}
+    ports = [next(w for w in load_plan(str(path), env)["workers"] if w["role"] == "actor")["ports"] for env in actor0]
+    assert ports == [[20000, 20001], [20012, 20013], [20012, 20013]]
 
 
 TWO_HOSTS = """\

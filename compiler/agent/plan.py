@@ -14,8 +14,6 @@ from .files import read_bytes
 MAX_PLAN = 1 << 30  # bytes of plan.json
 MAX_SECRET = 64 * 1024  # bytes of one secret file
 PLAN_VERSION = 3
-# Set to 1 by the local target, which runs every logical node on this one host (on_one_host).
-ONE_HOST = "AREAL_ONE_HOST"
 DEVICE_FILES = {"CUDA_VISIBLE_DEVICES": re.compile(r"^nvidia[0-9]+$"),  # /dev entries, one per device
                 "ASCEND_RT_VISIBLE_DEVICES": re.compile(r"^davinci[0-9]+$")}
 DEFAULT_RUNTIME = {
@@ -32,8 +30,8 @@ class PlanError(Exception):
 
 
 def load_plan(path: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Read plan.json (UTF-8), check the few fields the agent relies on, and move its logical nodes where this host
-    runs them (on_one_host, from `environ`, default os.environ)."""
+    """Read plan.json (UTF-8), check the few fields the agent relies on, and move the ports (and devices) of
+    logical nodes that share a host apart (on_this_host; the node addresses from `environ`, default os.environ)."""
     try:
         plan = json.loads(read_plan_bytes(path).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -51,7 +49,7 @@ def load_plan(path: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, 
                                   role.get("env") if isinstance(role, dict) else None)
         if problem:
             raise PlanError("plan %s: role %s: %s" % (path, name, problem))
-    return on_one_host(plan, os.environ if environ is None else environ)
+    return on_this_host(plan, node_hosts(plan, environ))
 
 
 def read_plan_bytes(path: str) -> bytes:
@@ -75,46 +73,47 @@ def host_devices(plan: Dict[str, Any], dev: str = "/dev") -> int:
         return 0
 
 
-def devices_apart(plan: Dict[str, Any], dev: str = "/dev") -> bool:
-    """Whether this host has a device for every logical node's (nodes x devices_per_node); if not, the nodes of
-    a local run share the planned device indices (and `areal run` says so)."""
+def devices_apart(plan: Dict[str, Any], sharing: int, dev: str = "/dev") -> bool:
+    """Whether this host has a device for each of SHARING logical nodes' (sharing x devices_per_node); if not,
+    they use the planned indices and so share devices (`areal run` says so)."""
     per_node = int((plan.get("accelerator") or {}).get("devices_per_node") or 0)
-    return host_devices(plan, dev) >= per_node * int(plan.get("nodes") or 1)
+    return host_devices(plan, dev) >= per_node * sharing
 
 
-def port_offsets(workers: List[Dict[str, Any]], nodes: int, base: int) -> List[int]:
-    """Where each logical node's ports start on a host that runs them all, relative to their planned numbers:
-    node n's move up by the ports nodes 0..n-1 use (every node's start at base_port)."""
-    used = [0] * nodes
-    for w in workers:
-        ports = [int(w.get("agent_port") or base)] + list(w.get("ports") or [])
-        ports += [p for f in w.get("forks") or [] for p in f.get("ports") or []]
+def _used_ports(plan: Dict[str, Any]) -> List[int]:
+    """How many ports each logical node's processes use (its highest planned port - base_port + 1)."""
+    base, used = int((plan.get("runtime") or {}).get("base_port") or 0), [0] * int(plan.get("nodes") or 1)
+    for w in plan["workers"]:
+        ports = [int(w.get("agent_port") or base)] + [int(p) for p in w.get("ports") or []]
+        ports += [int(p) for f in w.get("forks") or [] for p in f.get("ports") or []]
         node = int(w.get("node") or 0)
-        used[node] = max(used[node], max(int(p) for p in ports) - base + 1)
-    offsets, total = [], 0
-    for count in used:
-        offsets.append(total)
-        total += count
-    return offsets
+        used[node] = max(used[node], max(ports) - base + 1)
+    return used
 
 
-def on_one_host(plan: Dict[str, Any], environ: Dict[str, str], dev: str = "/dev") -> Dict[str, Any]:
-    """The plan as this host runs it. With AREAL_ONE_HOST=1 (the local target with several logical nodes) every
-    node shares this host: node n's ports (its workers', forks' and agents') move up by port_offsets, and its
-    devices to n x devices_per_node + d when the host has them all (devices_apart). Otherwise the plan as it is."""
-    if environ.get(ONE_HOST) != "1":
+def on_this_host(plan: Dict[str, Any], hosts: Sequence[str], dev: str = "/dev") -> Dict[str, Any]:
+    """The plan as its hosts run it. Logical nodes at one address (HOSTS, from AREAL_NODE_HOSTS; all of them when
+    it is unset, as on the local target; two slurmd on one machine) share that host: each node's ports (its
+    workers', forks' and agents') move past those the nodes before it there use, and, when the host has a device
+    for each of them, its devices to k x devices_per_node + d, k its place among them. A node alone at its
+    address keeps the plan's numbers."""
+    nodes = int(plan.get("nodes") or 1)
+    keys = [hosts[n] if n < len(hosts) else (n,) for n in range(nodes)]  # a node without an address: alone
+    if len(set(keys)) == nodes:
         return plan
-    nodes, base = int(plan.get("nodes") or 1), int((plan.get("runtime") or {}).get("base_port") or 0)
-    offsets = port_offsets(plan["workers"], nodes, base)
-    per_node = int((plan.get("accelerator") or {}).get("devices_per_node") or 0) if devices_apart(plan, dev) else 0
+    used, taken, place, shift = _used_ports(plan), {}, [0] * nodes, [0] * nodes
+    for n, key in enumerate(keys):
+        shift[n], place[n] = taken.get(key, (0, 0))
+        taken[key] = (shift[n] + used[n], place[n] + 1)
+    per_node = int((plan.get("accelerator") or {}).get("devices_per_node") or 0)
+    apart = per_node if devices_apart(plan, max(count for _, count in taken.values()), dev) else 0
     for worker in plan["workers"]:
         node = int(worker.get("node") or 0)
-        shift = offsets[node]
-        worker["agent_port"] = int(worker.get("agent_port") or 0) + shift
-        worker["ports"] = [int(p) + shift for p in worker.get("ports") or []]
-        worker["devices"] = [int(d) + node * per_node for d in worker.get("devices") or []]
+        worker["agent_port"] = int(worker.get("agent_port") or 0) + shift[node]
+        worker["ports"] = [int(p) + shift[node] for p in worker.get("ports") or []]
+        worker["devices"] = [int(d) + place[node] * apart for d in worker.get("devices") or []]
         for fork in worker.get("forks") or []:
-            fork["ports"] = [int(p) + shift for p in fork.get("ports") or []]
+            fork["ports"] = [int(p) + shift[node] for p in fork.get("ports") or []]
     return plan
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from areal_compiler.agent.outcome import Decision, Ended, decide, exit_code_of, stop_stages
-from areal_compiler.agent.plan import ONE_HOST, devices_apart, host_devices
+from areal_compiler.agent.plan import devices_apart, host_devices
 from areal_compiler.agent.procs import exit_code
 from areal_compiler.agent.state import read_run
 from areal_compiler.runs.base import OperatorError, RunBackend, RunState
@@ -25,8 +25,7 @@ from areal_compiler.runs.registry import RunRecord, load, save
 
 POLL = 0.2  # seconds between looks at the agents
 UNPACKED = "agent.pyz.d"  # agent.pyz unpacked in the run dir: `python DIR` runs it as it runs the zip
-CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN",  # never inherited from the shell
-                ONE_HOST)
+CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN")  # never inherited from the shell
 
 
 def read_launch(target_dir: Path) -> dict:
@@ -54,7 +53,7 @@ def say_shared_devices(target_dir: Path) -> None:
     apart (the agents decide the same way: agent/plan.py devices_apart)."""
     plan = read_plan(target_dir)
     per_node, nodes = int(plan["accelerator"]["devices_per_node"]), int(plan["nodes"])
-    if nodes > 1 and per_node and any(w.get("devices") for w in plan["workers"]) and not devices_apart(plan):
+    if nodes > 1 and per_node and any(w.get("devices") for w in plan["workers"]) and not devices_apart(plan, nodes):
         print(f"areal: this host has {host_devices(plan)} {plan['accelerator']['name'].split('_')[0]} device(s), "
               f"fewer than the {per_node * nodes} that its {nodes} logical nodes use apart: every node uses devices "
               f"0-{per_node - 1}, so roles on different nodes share them", file=sys.stderr)

@@ -2,8 +2,9 @@
 
 Called by targets.render; executed by runs/local.py. Its format is targets/local_plan.py's models (the source of
 schemas/local-plan.schema.json); it is written here as plain data, without building them. Every logical node runs
-on this one host: told AREAL_ONE_HOST=1, the agents move node n's ports past those of nodes 0..n-1, and its devices
-to n x devices_per_node + d when the host has a device for each (agent/plan.py on_one_host)."""
+on this one host (at 127.0.0.1: no AREAL_NODE_HOSTS), so the agents move node n's ports past those of nodes
+0..n-1, and its devices to n x devices_per_node + d when the host has a device for each (agent/plan.py
+on_this_host); check() says whether the ports fit and that devices may be shared."""
 from __future__ import annotations
 
 from areal_compiler.plan import Plan
@@ -17,8 +18,8 @@ LAUNCH_VERSION = 1
 
 
 def ports_on_this_host(plan: Plan) -> int:
-    """How many ports the logical nodes use together on this one host (agent/plan.py port_offsets moves each node's
-    ports past the previous nodes'; every node's planned ports start at base_port)."""
+    """How many ports the logical nodes use together on this one host (agent/plan.py on_this_host moves each
+    node's ports past the previous nodes'; every node's planned ports start at base_port)."""
     base = plan.runtime["base_port"]
     return sum(max((p for w in node for p in (w.agent_port, *w.ports, *(q for f in w.forks for q in f.ports))),
                    default=base - 1) - base + 1 for node in plan.node_workers)
@@ -27,7 +28,6 @@ def ports_on_this_host(plan: Plan) -> int:
 def launch_plan(plan: Plan) -> dict:
     """launch.json's data: local_plan.LaunchPlan's fields (heartbeat_interval a float, as that model makes it)."""
     visibility = plan.accelerator["visibility_env"]
-    shared = {"AREAL_ONE_HOST": "1"} if plan.nodes > 1 else {}  # the agents relocate the logical nodes
     processes = []
     for w in plan.workers:
         name = f"{w.role}/{w.index}"
@@ -39,7 +39,7 @@ def launch_plan(plan: Plan) -> dict:
             "name": name, "role": w.role, "index": w.index, "devices": list(w.devices),
             "argv": ["python3", "-I", "{target_dir}/agent.pyz", "supervise", "--plan", "{target_dir}/plan.json",
                      "--worker", name, "--run-dir", "{run_dir}", "--log", "{run_dir}/" + log],
-            "env": {**env, **shared}, "log": log, "forks": [f"{f.role}/{f.index}" for f in w.forks]})
+            "env": env, "log": log, "forks": [f"{f.role}/{f.index}" for f in w.forks]})
     return {"launch_version": LAUNCH_VERSION, "run_id": plan.run_id,
             "run_name": f"{plan.experiment_name}/{plan.trial_name}", "fail_fast": plan.targets["local"]["fail_fast"],
             "heartbeat_interval": float(plan.runtime["heartbeat_interval"]), "processes": processes}
