@@ -39,4 +39,5 @@ def test_a_plan_too_large_for_one_configmap_is_cut_and_read_whole(compile_k8s, t
     mounted.mkdir()
     for k, piece in enumerate(pieces, 1):
         (mounted / f"plan.json.{k}").write_bytes(piece)
-    assert load_plan(str(mounted / "plan.json"), {})["workers"] == result.plan.dump()["workers"]
+    pods = {"AREAL_NODE_HOSTS": ",".join(f"pod-{n}" for n in range(result.plan.nodes))}  # as the JobSet sets it
+    assert load_plan(str(mounted / "plan.json"), pods)["workers"] == result.plan.dump()["workers"]
