@@ -247,6 +247,12 @@ class Backend(RunBackend):
         keep = ("status", "message", "driver_exit_code")
         return {"ray": dict(facts, **{k: (info or {}).get(k) for k in keep})}
 
+    def log_files(self, record) -> dict[str, Path]:
+        """The workers' log files where this machine sees them, and the job's log, which Ray keeps (read through
+        its API: the path stands in)."""
+        files = super().log_files(record)
+        return {**files, JOB_LOG: Path(JOB_LOG)} if record.job.get("submission_id") else files
+
     def logs(self, record, worker: str | None, tail: int | None, follow: bool, load) -> Iterator[tuple[str, str]]:
         """The entrypoint's log from Ray (worker None or `ray/job`); a worker's own log file otherwise."""
         if worker not in (None, JOB_LOG):
