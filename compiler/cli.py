@@ -64,6 +64,9 @@ class Areal(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
+            from areal_compiler.diagnostics import printable
+
+            exc.message = printable(exc.message)  # it may echo a path or value holding invisible characters
             if _json_requested(ctx.meta.get(ARGV, ())):
                 from areal_compiler.printing import emit_error
 
