@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 MAX_WORD = 64  # characters of one value shown in a message; a longer one keeps its head and tail around "…"
 MAX_MESSAGE = 1000  # characters of a whole message or hint
 MAX_EXCERPT = 120  # characters of the source line shown around the caret
-# Characters that would make an echoed name read differently than it is written: C1 controls, line separators,
-# lone surrogates and the invisible format characters (bidirectional overrides such as U+202E, zero-width spaces
-# and joiners, the byte order mark, tags); with the C0 controls, what no message shows raw.
-INVISIBLE = re.compile("[\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
-                       "\ud800-\udfff\U000e0000-\U000e007f]")
-UNPRINTABLE = re.compile("[\x00-\x1f]|" + INVISIBLE.pattern)
+# What no message shows raw: control characters, line separators, lone surrogates, and the invisible format
+# characters (bidirectional overrides such as U+202E, zero-width spaces and joiners, the byte order mark, tags) that
+# would make an echoed name read differently than it is written.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+                         "\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
 LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
 
 
