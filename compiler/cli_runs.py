@@ -196,9 +196,15 @@ def _submit_target(source: str, target: str | None, output: str) -> str:
         result = plan_file(source)
         exit_on_diagnostics([result], output)
         data = result.source.data if isinstance(result.source.data, dict) else {}
-        configured = [t for t in registry.names() if t != _here() and t in data]
+        clusters = [t for t in registry.names() if t != _here()]
+        configured = [t for t in clusters if t in data]
         if len(configured) == 1:  # the one cluster target the experiment configures
             return configured[0]
+        raise click.UsageError(
+            f"{source} configures {len(configured)} cluster targets ({', '.join(configured)}): say which with "
+            f"--target, e.g. --target {configured[0]}" if configured else
+            f"{source} configures no cluster target (a top-level {' or '.join(clusters)} block): say where to "
+            "submit with --target")
     raise click.UsageError("say where to submit with --target (" + ", ".join(registry.names()) + ")")
 
 
