@@ -187,7 +187,7 @@ def plan(file: str, fmt: str, output: str) -> None:
     """Show where every worker of FILE lands: nodes x devices, forks, totals per role.
 
     `-o json` prints the whole plan (the input of every target)."""
-    from areal_compiler.plan import view as planview
+    from areal_compiler.plan import picture, view as planview
     from areal_compiler.pipeline import plan_file
     from areal_compiler.printing import emit_json
 
@@ -196,7 +196,7 @@ def plan(file: str, fmt: str, output: str) -> None:
     if output == "json":
         emit_json(result.plan.dump())
     else:
-        click.echo(planview.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
+        click.echo(picture.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
 
 
 @main.command(name="compile")

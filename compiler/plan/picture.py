@@ -1,0 +1,234 @@
+"""The placement picture as SVG: a row per node, a box per worker over its devices (its forks listed inside), a row
+of boxes for workers without devices, and a legend of exactly the roles drawn; with a review's marks for `areal diff`.
+
+Called by `areal plan --format svg` and `areal diff --format svg`; reads only the plan. Text is monospace at one
+size, so every label's width is known: each box, row and the canvas are sized to hold their text."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+from areal_compiler.plan.model import DRIVER, Plan, Worker
+from areal_compiler.plan.view import ranges
+
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
+FONT = 12  # px, monospace
+CHAR = 0.62 * FONT  # the widest advance of the common monospace fonts is 0.60 em: a little room to spare
+LINE = 16  # px between text baselines
+PAD = 6  # px inside a box, around its text
+SWATCH = 9  # px: the square before a fork's (or a sharing worker's) line, in its role's colour
+GAP = 4  # px between boxes
+MARGIN = 10
+MIN_CELL = 56  # px: the narrowest device column
+GONE = "#e8e8e8"  # the fill of a removed worker's box
+MARK_STYLE = {"added": ("#1a9850", ""), "moved": ("#d95f02", ""), "removed": ("#777777", ' stroke-dasharray="5 3"')}
+MARK_TEXT = {"added": "added since the base", "moved": "moved since the base (its box says from where)",
+             "removed": "removed since the base (was where its box says)"}
+
+
+@dataclass
+class Marks:
+    """What a review marks on the new plan's picture: worker name -> how it changed; removed workers stand apart."""
+
+    added: set[str] = field(default_factory=set)
+    moved: dict[str, str] = field(default_factory=dict)  # name -> where it was ("node 1, devices 0-1")
+    removed: list[tuple[str, str]] = field(default_factory=list)  # (name, where it was)
+
+
+@dataclass
+class Box:
+    lines: list[tuple[str, str | None]]  # (text, the colour of the swatch before it, if any)
+    fill: str
+    span: int = 1  # device columns it covers (no-device boxes: 1)
+    mark: str | None = None
+    x: float = 0
+    y: float = 0
+    w: float = 0
+    h: float = 0
+    label: str = ""  # the workers it shows, for the reader of the SVG source (data-workers)
+
+
+def _width(text: str) -> float:
+    return len(text) * CHAR
+
+
+def _box_width(box: Box) -> float:
+    """The width the box's text needs: its longest line, after a swatch when any line has one."""
+    indent = SWATCH + 4 if any(colour for _, colour in box.lines) else 0
+    return 2 * PAD + indent + max(_width(text) for text, _ in box.lines)
+
+
+def _ink(fill: str) -> str:
+    """Black or white text, whichever reads on the fill."""
+    r, g, b = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
+    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
+
+
+def _colours(plan: Plan) -> dict[str, str]:
+    """A colour per role drawn: roles with a worker, and roles forked onto one (plan order)."""
+    drawn = {w.role for w in plan.workers} | {f.role for w in plan.workers for f in w.forks}
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(n for n in plan.roles if n in drawn)}
+
+
+def _worker_lines(w: Worker, fill_role: str | None, colours: dict[str, str], marks: Marks) -> list:
+    lines = [(w.name, None if w.role == fill_role else colours[w.role])]
+    lines += [(f"+{f.role}/{f.index}", colours[f.role]) for f in w.forks]
+    if w.name in marks.moved:
+        lines.append((f"was {marks.moved[w.name]}", None))
+    return lines
+
+
+def _mark(workers: list[Worker], marks: Marks) -> str | None:
+    names = [w.name for w in workers]
+    if any(n in marks.added for n in names):
+        return "added"
+    return "moved" if any(n in marks.moved for n in names) else None
+
+
+def _device_boxes(plan: Plan, node: int, colours: dict[str, str], marks: Marks) -> list[Box]:
+    """Boxes over the node's devices: adjacent devices with the same workers share one box."""
+    on: dict[int, list[Worker]] = {}
+    for w in plan.workers:
+        if w.node == node:
+            for d in w.devices:
+                on.setdefault(d, []).append(w)
+    boxes: list[Box] = []
+    previous = None
+    for device in range(plan.accelerator["devices_per_node"]):
+        here = on.get(device, [])
+        key = tuple(w.name for w in here)
+        if boxes and key and key == previous:
+            boxes[-1].span += 1
+            continue
+        previous = key
+        if not here:  # free: the rules let no valid plan leave a device unused, but draw nothing over it anyway
+            continue
+        fill_role = here[0].role
+        lines = [line for w in here for line in _worker_lines(w, fill_role, colours, marks)]
+        boxes.append(Box(lines, colours[fill_role], mark=_mark(here, marks), label=" ".join(key)))
+    return boxes
+
+
+def _cpu_boxes(plan: Plan, node: int, colours: dict[str, str], marks: Marks) -> list[Box]:
+    return [Box(_worker_lines(w, w.role, colours, marks), colours[w.role], mark=_mark([w], marks), label=w.name)
+            for w in plan.workers if w.node == node and not w.devices]
+
+
+def _legend(plan: Plan, colours: dict[str, str]) -> list[tuple[str, str | None]]:
+    """(text, swatch colour) per role drawn, in the words of the text view's table; then the roles not drawn."""
+    lines, notes = [], []
+    for name, role in plan.roles.items():
+        if name not in colours:
+            where = role.colocated_with
+            notes.append((f"{name}: runs inside {where}'s processes (none of its own)" if where else
+                          f"{name}: no worker", None))
+            continue
+        n = role.workers
+        if role.colocated_with:
+            what = f"forked onto {role.colocated_with}, {n} process{'es' * (n != 1)}"
+        elif name == DRIVER:
+            what = "the job ends when it exits; 1 process, no device"
+        elif role.devices_per_worker:
+            d = role.devices_per_worker
+            what = (f"{n} worker{'s' * (n != 1)} x {d} device{'s' * (d != 1)} = {n * d} device{'s' * (n * d != 1)}"
+                    f" on node{'s' * (len(role.nodes) != 1)} {ranges(role.nodes)}")
+        else:
+            what = f"{n} worker{'s' * (n != 1)}, no device"
+        kind = f"{role.kind} {role.backend}" if role.backend else role.kind
+        lines.append((f"{name}: {kind}, {what}", colours[name]))
+    return lines + notes
+
+
+def _rows(plan: Plan, colours: dict[str, str], marks: Marks) -> list[tuple[int, list[Box], list[Box]]]:
+    return [(n, _device_boxes(plan, n, colours, marks), _cpu_boxes(plan, n, colours, marks))
+            for n in range(plan.nodes)]
+
+
+def _place(rows, per_node: int, left: float, top: float) -> tuple[float, float, float]:
+    """Sizes and positions every box; returns the column width, the grid's right edge and its bottom."""
+    everything = [b for _, dev, cpu in rows for b in dev + cpu]
+    cell = max([MIN_CELL] + [(_box_width(b) + GAP * (b.span - 1)) / b.span for b in everything])
+    per_line = max(per_node, 4)  # no-device boxes per line
+    right, y = left, top
+    for _, dev, cpu in rows:
+        for band in ([dev] if dev else []) + [cpu[i:i + per_line] for i in range(0, len(cpu), per_line)]:
+            height = 2 * PAD + LINE * max(len(b.lines) for b in band) - (LINE - FONT)
+            column = 0
+            for b in band:
+                b.x, b.y = left + column * (cell + GAP), y
+                b.w, b.h = b.span * cell + (b.span - 1) * GAP, height
+                column += b.span
+                right = max(right, b.x + b.w)
+            y += height + GAP
+        y += 2 * GAP
+    return cell, right, y
+
+
+def _box_svg(b: Box) -> list[str]:
+    stroke, dash = MARK_STYLE.get(b.mark, ("none", ""))
+    width = 3 if b.mark else 0
+    out = [f'<g class="box" data-workers="{escape(b.label)}"{f" data-mark={chr(34)}{b.mark}{chr(34)}" if b.mark else ""}>',
+           f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" rx="4" fill="{b.fill}" '
+           f'stroke="{stroke}" stroke-width="{width}"{dash}/>']
+    indent = SWATCH + 4 if any(colour for _, colour in b.lines) else 0
+    ink = _ink(b.fill)
+    for i, (text, colour) in enumerate(b.lines):
+        base = b.y + PAD + FONT - 2 + i * LINE
+        if colour:
+            out.append(f'<rect x="{b.x + PAD:.1f}" y="{base - SWATCH + 1:.1f}" width="{SWATCH}" height="{SWATCH}" '
+                       f'fill="{colour}" stroke="#fff" stroke-width="1"/>')
+        style = ' font-style="italic"' if text.startswith("was ") else ""
+        out.append(f'<text x="{b.x + PAD + indent:.1f}" y="{base:.1f}" fill="{ink}"{style}>{escape(text, quote=False)}</text>')
+    out.append("</g>")
+    return out
+
+
+def svg(plan: Plan, marks: Marks | None = None) -> str:
+    """The picture of PLAN; with MARKS, added and moved workers outlined and removed ones drawn apart."""
+    marks = marks or Marks()
+    colours = _colours(plan)
+    per_node = plan.accelerator["devices_per_node"]
+    title = (f"{plan.experiment_name}/{plan.trial_name}: {plan.accelerator['name']}, "
+             f"{plan.nodes} node{'s' * (plan.nodes != 1)} x {per_node} device{'s' * (per_node != 1)}")
+    removed = [Box([(name, None), (f"was {where}", None)], GONE, mark="removed", label=name)
+               for name, where in marks.removed]
+    labels = [f"node {plan.nodes - 1}"] + ["removed"] * bool(removed) + ["no device"] * bool(per_node)
+    label_w = max(map(_width, labels)) + 2 * GAP
+    left, top = MARGIN + label_w, MARGIN + LINE + (LINE + GAP if per_node else GAP)
+    rows = _rows(plan, colours, marks)
+    cell, right, bottom = _place(rows + ([(-1, [], removed)] if removed else []), per_node, left, top)
+    legend = _legend(plan, colours) + [(MARK_TEXT[m], MARK_STYLE[m][0]) for m in MARK_STYLE
+                                       if any(b.mark == m for _, dev, cpu in rows for b in dev + cpu + removed)]
+    width = max(right, MARGIN + _width(title), *(MARGIN + SWATCH + 6 + _width(t) for t, _ in legend)) + MARGIN
+    height = bottom + LINE * len(legend) + MARGIN
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="monospace" font-size="{FONT}">',
+           f'<rect class="canvas" width="{width:.0f}" height="{height:.0f}" fill="#fff"/>',
+           f'<text class="title" x="{MARGIN}" y="{MARGIN + FONT}" font-weight="bold">{escape(title, quote=False)}</text>']
+    if per_node:
+        out += [f'<text class="device" x="{left + d * (cell + GAP) + PAD:.1f}" y="{MARGIN + LINE + FONT}" '
+                f'fill="#555">dev {d}</text>' for d in range(per_node) if _width(f"dev {d}") + PAD <= cell]
+    for node, dev, cpu in rows:
+        first = (dev or cpu)[0] if dev or cpu else None
+        out.append(f'<g class="node" data-node="{node}">')
+        if first is not None:
+            out.append(f'<text x="{MARGIN}" y="{first.y + PAD + FONT - 2:.1f}">node {node}</text>')
+        if dev and cpu:
+            out.append(f'<text x="{MARGIN}" y="{cpu[0].y + PAD + FONT - 2:.1f}" fill="#555">no device</text>')
+        for b in dev + cpu:
+            out += _box_svg(b)
+        out.append("</g>")
+    if removed:
+        out.append(f'<g class="removed"><text x="{MARGIN}" y="{removed[0].y + PAD + FONT - 2:.1f}">removed</text>')
+        for b in removed:
+            out += _box_svg(b)
+        out.append("</g>")
+    out.append('<g class="legend">')
+    for i, (text, colour) in enumerate(legend):
+        y = bottom + i * LINE + FONT
+        swatch = (f'<rect x="{MARGIN}" y="{y - SWATCH + 1}" width="{SWATCH}" height="{SWATCH}" fill="{colour}"/>'
+                  if colour else "")
+        kind = "entry" if colour else "note"
+        out.append(f'<g class="{kind}">{swatch}<text x="{MARGIN + SWATCH + 6}" y="{y}">{escape(text, quote=False)}</text></g>')
+    out += ["</g>", "</svg>"]
+    return "\n".join(out) + "\n"
