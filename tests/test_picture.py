@@ -59,10 +59,10 @@ def geometry_problems(text: str) -> list[str]:
         if _text_box(label)[1] < lowest:
             problems.append(f"legend line {label.text!r} overlaps the boxes")
     drawn = {s.get("fill") for g in boxes if g.get("class") == "box" for s in g.findall(f"{NS}rect")}
-    drawn |= {r.get("stroke") for r in root.iter(f"{NS}rect")}
+    drawn |= {g.get("data-mark") for g in boxes if g.get("class") == "box"}
     for g in (g for g in boxes if g.get("class") == "entry"):
-        if g.find(f"{NS}rect").get("fill") not in drawn:
-            problems.append(f"legend entry {g.find(f'{NS}text').text!r} has a colour drawn nowhere")
+        if (g.get("data-mark") or g.find(f"{NS}rect").get("fill")) not in drawn:
+            problems.append(f"legend entry {g.find(f'{NS}text').text!r} is drawn nowhere")
     return problems
 
 
@@ -109,7 +109,7 @@ def test_legend_says_what_the_text_view_says():
     assert lines[0] == "rollout: inference sglang, 2 workers x 2 devices = 4 devices on node 0"
     assert lines[2] == "proxy-rollout: helper, forked onto rollout, 2 processes"  # 0 devices, as in the table
     assert not any(line.startswith("eval-rollout") for line in lines)  # no processes: a note, not an entry
-    assert "eval-rollout: runs inside rollout's processes (none of its own)" in picture
+    assert "eval-rollout: helper, runs inside rollout's processes (none of its own)" in picture
 
 
 def test_long_names_and_many_forks_fit(tmp_path):
@@ -131,5 +131,5 @@ def test_marks_are_drawn_and_explained():
     assert "was node 0, devices 0-1" in lines_in_boxes(picture)
     assert lines_in_boxes(picture).count("was node 1, devices 6-7") == 1
     assert [line for line in legend(picture) if "since the base" in line] == [
-        "added since the base", "moved since the base (its box says from where)",
+        "added since the base (new)", "moved since the base (was where its box says)",
         "removed since the base (was where its box says)"]

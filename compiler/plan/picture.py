@@ -5,11 +5,12 @@ Called by `areal plan --format svg` and `areal diff --format svg`; reads only th
 size, so every label's width is known: each box, row and the canvas are sized to hold their text."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from html import escape
 
-from areal_compiler.plan.model import DRIVER, Plan, Worker
-from areal_compiler.plan.view import ranges
+from areal_compiler.plan.model import Plan, Worker
+from areal_compiler.plan.view import describe
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 FONT = 12  # px, monospace
@@ -21,9 +22,13 @@ GAP = 4  # px between boxes
 MARGIN = 10
 MIN_CELL = 56  # px: the narrowest device column
 GONE = "#e8e8e8"  # the fill of a removed worker's box
-MARK_STYLE = {"added": ("#1a9850", ""), "moved": ("#d95f02", ""), "removed": ("#777777", ' stroke-dasharray="5 3"')}
-MARK_TEXT = {"added": "added since the base", "moved": "moved since the base (its box says from where)",
+MARK_STYLE = {"added": 'stroke="#111" stroke-width="3"',  # the outline of a marked box
+              "moved": 'stroke="#111" stroke-width="3" stroke-dasharray="7 4"',
+              "removed": 'stroke="#777" stroke-width="2" stroke-dasharray="3 3"'}
+MARK_TEXT = {"added": "added since the base (new)", "moved": "moved since the base (was where its box says)",
              "removed": "removed since the base (was where its box says)"}
+UNMARKED = 'stroke="none"'
+NOTE = ""  # the colour of a line that is a note (in italics, without a swatch)
 
 
 @dataclass
@@ -37,7 +42,7 @@ class Marks:
 
 @dataclass
 class Box:
-    lines: list[tuple[str, str | None]]  # (text, the colour of the swatch before it, if any)
+    lines: list[tuple[str, str | None]]  # (text, the colour of the swatch before it: None for none, NOTE)
     fill: str
     span: int = 1  # device columns it covers (no-device boxes: 1)
     mark: str | None = None
@@ -74,7 +79,9 @@ def _worker_lines(w: Worker, fill_role: str | None, colours: dict[str, str], mar
     lines = [(w.name, None if w.role == fill_role else colours[w.role])]
     lines += [(f"+{f.role}/{f.index}", colours[f.role]) for f in w.forks]
     if w.name in marks.moved:
-        lines.append((f"was {marks.moved[w.name]}", None))
+        lines.append((f"was {marks.moved[w.name]}", NOTE))
+    elif w.name in marks.added:
+        lines.append(("new", NOTE))
     return lines
 
 
@@ -116,27 +123,9 @@ def _cpu_boxes(plan: Plan, node: int, colours: dict[str, str], marks: Marks) -> 
 
 def _legend(plan: Plan, colours: dict[str, str]) -> list[tuple[str, str | None]]:
     """(text, swatch colour) per role drawn, in the words of the text view's table; then the roles not drawn."""
-    lines, notes = [], []
-    for name, role in plan.roles.items():
-        if name not in colours:
-            where = role.colocated_with
-            notes.append((f"{name}: runs inside {where}'s processes (none of its own)" if where else
-                          f"{name}: no worker", None))
-            continue
-        n = role.workers
-        if role.colocated_with:
-            what = f"forked onto {role.colocated_with}, {n} process{'es' * (n != 1)}"
-        elif name == DRIVER:
-            what = "the job ends when it exits; 1 process, no device"
-        elif role.devices_per_worker:
-            d = role.devices_per_worker
-            what = (f"{n} worker{'s' * (n != 1)} x {d} device{'s' * (d != 1)} = {n * d} device{'s' * (n * d != 1)}"
-                    f" on node{'s' * (len(role.nodes) != 1)} {ranges(role.nodes)}")
-        else:
-            what = f"{n} worker{'s' * (n != 1)}, no device"
-        kind = f"{role.kind} {role.backend}" if role.backend else role.kind
-        lines.append((f"{name}: {kind}, {what}", colours[name]))
-    return lines + notes
+    drawn = [(f"{name}: {describe(name, role)}", colours[name]) for name, role in plan.roles.items() if name in colours]
+    return drawn + [(f"{name}: {describe(name, role)}", None) for name, role in plan.roles.items()
+                    if name not in colours]
 
 
 def _rows(plan: Plan, colours: dict[str, str], marks: Marks) -> list[tuple[int, list[Box], list[Box]]]:
@@ -165,11 +154,10 @@ def _place(rows, per_node: int, left: float, top: float) -> tuple[float, float, 
 
 
 def _box_svg(b: Box) -> list[str]:
-    stroke, dash = MARK_STYLE.get(b.mark, ("none", ""))
-    width = 3 if b.mark else 0
-    out = [f'<g class="box" data-workers="{escape(b.label)}"{f" data-mark={chr(34)}{b.mark}{chr(34)}" if b.mark else ""}>',
+    mark = f' data-mark="{b.mark}"' if b.mark else ""
+    out = [f'<g class="box" data-workers="{escape(b.label)}"{mark}>',
            f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{b.w:.1f}" height="{b.h:.1f}" rx="4" fill="{b.fill}" '
-           f'stroke="{stroke}" stroke-width="{width}"{dash}/>']
+           f'{MARK_STYLE.get(b.mark, UNMARKED)}/>']
     indent = SWATCH + 4 if any(colour for _, colour in b.lines) else 0
     ink = _ink(b.fill)
     for i, (text, colour) in enumerate(b.lines):
@@ -177,8 +165,9 @@ def _box_svg(b: Box) -> list[str]:
         if colour:
             out.append(f'<rect x="{b.x + PAD:.1f}" y="{base - SWATCH + 1:.1f}" width="{SWATCH}" height="{SWATCH}" '
                        f'fill="{colour}" stroke="#fff" stroke-width="1"/>')
-        style = ' font-style="italic"' if text.startswith("was ") else ""
-        out.append(f'<text x="{b.x + PAD + indent:.1f}" y="{base:.1f}" fill="{ink}"{style}>{escape(text, quote=False)}</text>')
+        style = ' font-style="italic"' if colour == NOTE else ""
+        out.append(f'<text x="{b.x + PAD + indent:.1f}" y="{base:.1f}" fill="{ink}"{style}>'
+                   f'{escape(text, quote=False)}</text>')
     out.append("</g>")
     return out
 
@@ -190,21 +179,23 @@ def svg(plan: Plan, marks: Marks | None = None) -> str:
     per_node = plan.accelerator["devices_per_node"]
     title = (f"{plan.experiment_name}/{plan.trial_name}: {plan.accelerator['name']}, "
              f"{plan.nodes} node{'s' * (plan.nodes != 1)} x {per_node} device{'s' * (per_node != 1)}")
-    removed = [Box([(name, None), (f"was {where}", None)], GONE, mark="removed", label=name)
+    removed = [Box([(name, None), (f"was {where}", NOTE)], GONE, mark="removed", label=name)
                for name, where in marks.removed]
     labels = [f"node {plan.nodes - 1}"] + ["removed"] * bool(removed) + ["no device"] * bool(per_node)
     label_w = max(map(_width, labels)) + 2 * GAP
     left, top = MARGIN + label_w, MARGIN + LINE + (LINE + GAP if per_node else GAP)
     rows = _rows(plan, colours, marks)
     cell, right, bottom = _place(rows + ([(-1, [], removed)] if removed else []), per_node, left, top)
-    legend = _legend(plan, colours) + [(MARK_TEXT[m], MARK_STYLE[m][0]) for m in MARK_STYLE
-                                       if any(b.mark == m for _, dev, cpu in rows for b in dev + cpu + removed)]
-    width = max(right, MARGIN + _width(title), *(MARGIN + SWATCH + 6 + _width(t) for t, _ in legend)) + MARGIN
-    height = bottom + LINE * len(legend) + MARGIN
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="monospace" font-size="{FONT}">',
-           f'<rect class="canvas" width="{width:.0f}" height="{height:.0f}" fill="#fff"/>',
-           f'<text class="title" x="{MARGIN}" y="{MARGIN + FONT}" font-weight="bold">{escape(title, quote=False)}</text>']
+    used = {b.mark for _, dev, cpu in rows for b in dev + cpu + removed}
+    legend = _legend(plan, colours) + [(MARK_TEXT[m], m) for m in MARK_STYLE if m in used]
+    width = math.ceil(max(right, MARGIN + _width(title), *(MARGIN + SWATCH + 6 + _width(t) for t, _ in legend))
+                      + MARGIN)
+    height = math.ceil(bottom + LINE * len(legend) + MARGIN)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="{FONT}">',
+           f'<rect class="canvas" width="{width}" height="{height}" fill="#fff"/>',
+           f'<text class="title" x="{MARGIN}" y="{MARGIN + FONT}" font-weight="bold">'
+           f'{escape(title, quote=False)}</text>']
     if per_node:
         out += [f'<text class="device" x="{left + d * (cell + GAP) + PAD:.1f}" y="{MARGIN + LINE + FONT}" '
                 f'fill="#555">dev {d}</text>' for d in range(per_node) if _width(f"dev {d}") + PAD <= cell]
@@ -226,9 +217,11 @@ def svg(plan: Plan, marks: Marks | None = None) -> str:
     out.append('<g class="legend">')
     for i, (text, colour) in enumerate(legend):
         y = bottom + i * LINE + FONT
-        swatch = (f'<rect x="{MARGIN}" y="{y - SWATCH + 1}" width="{SWATCH}" height="{SWATCH}" fill="{colour}"/>'
-                  if colour else "")
-        kind = "entry" if colour else "note"
-        out.append(f'<g class="{kind}">{swatch}<text x="{MARGIN + SWATCH + 6}" y="{y}">{escape(text, quote=False)}</text></g>')
+        square = f'<rect x="{MARGIN}" y="{y - SWATCH + 1}" width="{SWATCH}" height="{SWATCH}" '
+        if colour in MARK_STYLE:
+            head = f'<g class="entry" data-mark="{colour}">{square}fill="#fff" {MARK_STYLE[colour]}/>'
+        else:
+            head = f'<g class="entry">{square}fill="{colour}"/>' if colour else '<g class="note">'
+        out.append(f'{head}<text x="{MARGIN + SWATCH + 6}" y="{y}">{escape(text, quote=False)}</text></g>')
     out += ["</g>", "</svg>"]
     return "\n".join(out) + "\n"

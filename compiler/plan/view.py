@@ -3,7 +3,7 @@
 Called by `areal plan`; reads only the plan (the SVG picture is plan/picture.py)."""
 from __future__ import annotations
 
-from areal_compiler.plan.model import Plan
+from areal_compiler.plan.model import DRIVER, Plan, RolePlan
 
 
 def device_map(plan: Plan) -> dict[tuple[int, int], list[str]]:
@@ -61,3 +61,26 @@ def ranges(numbers) -> str:
         else:
             runs.append([n, n])
     return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 'es' if word.endswith('s') else 's'}"
+
+
+def describe(name: str, role: RolePlan) -> str:
+    """A role in one line, in the words of the roles table: "inference sglang, 4 workers x 2 devices = 8 devices
+    on node 0" (used by the picture's legend and by `areal diff` for roles added or removed)."""
+    n = role.workers
+    if role.colocated_with and role.fork:
+        what = f"forked onto {role.colocated_with}, {plural(n, 'process')}"
+    elif role.colocated_with:
+        what = f"runs inside {role.colocated_with}'s processes (none of its own)"
+    elif name == DRIVER:
+        what = "the job ends when it exits; 1 process, no device"
+    elif role.devices_per_worker:
+        d = role.devices_per_worker
+        what = (f"{plural(n, 'worker')} x {plural(d, 'device')} = {plural(n * d, 'device')} on "
+                f"node{'s' * (len(role.nodes) != 1)} {ranges(role.nodes)}")
+    else:
+        what = f"{plural(n, 'worker')}, no device"
+    return f"{role.kind} {role.backend}, {what}" if role.backend else f"{role.kind}, {what}"
