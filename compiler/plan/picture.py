@@ -136,7 +136,8 @@ def _rows(plan: Plan, colours: dict[str, str], marks: Marks) -> list[tuple[int, 
 def _place(rows, per_node: int, left: float, top: float) -> tuple[float, float, float]:
     """Sizes and positions every box; returns the column width, the grid's right edge and its bottom."""
     everything = [b for _, dev, cpu in rows for b in dev + cpu]
-    cell = max([MIN_CELL] + [(_box_width(b) + GAP * (b.span - 1)) / b.span for b in everything])
+    header = _width(f"dev {per_node - 1}") + PAD  # the device numbers above the columns
+    cell = max([MIN_CELL, header] + [(_box_width(b) + GAP * (b.span - 1)) / b.span for b in everything])
     per_line = max(per_node, 4)  # no-device boxes per line
     right, y = left, top
     for _, dev, cpu in rows:
@@ -172,6 +173,28 @@ def _box_svg(b: Box) -> list[str]:
     return out
 
 
+def _group(attrs: str, bands: list[tuple[str, list[Box]]]) -> list[str]:
+    """A group of bands of boxes, each band's label in the left column, level with its first box."""
+    out = [f"<g {attrs}>"]
+    for label, boxes in (band for band in bands if band[1]):
+        out.append(f'<text x="{MARGIN}" y="{boxes[0].y + PAD + FONT - 2:.1f}">{label}</text>')
+        out += [line for b in boxes for line in _box_svg(b)]
+    return out + ["</g>"]
+
+
+def _legend_svg(legend: list[tuple[str, str | None]], top: float) -> list[str]:
+    out = ['<g class="legend">']
+    for i, (text, colour) in enumerate(legend):
+        y = top + i * LINE + FONT
+        square = f'<rect x="{MARGIN}" y="{y - SWATCH + 1}" width="{SWATCH}" height="{SWATCH}" '
+        if colour in MARK_STYLE:
+            head = f'<g class="entry" data-mark="{colour}">{square}fill="#fff" {MARK_STYLE[colour]}/>'
+        else:
+            head = f'<g class="entry">{square}fill="{colour}"/>' if colour else '<g class="note">'
+        out.append(f'{head}<text x="{MARGIN + SWATCH + 6}" y="{y}">{escape(text, quote=False)}</text></g>')
+    return out + ["</g>"]
+
+
 def svg(plan: Plan, marks: Marks | None = None) -> str:
     """The picture of PLAN; with MARKS, added and moved workers outlined and removed ones drawn apart."""
     marks = marks or Marks()
@@ -182,10 +205,10 @@ def svg(plan: Plan, marks: Marks | None = None) -> str:
     removed = [Box([(name, None), (f"was {where}", NOTE)], GONE, mark="removed", label=name)
                for name, where in marks.removed]
     labels = [f"node {plan.nodes - 1}"] + ["removed"] * bool(removed) + ["no device"] * bool(per_node)
-    label_w = max(map(_width, labels)) + 2 * GAP
-    left, top = MARGIN + label_w, MARGIN + LINE + (LINE + GAP if per_node else GAP)
+    left = MARGIN + max(map(_width, labels)) + 2 * GAP
     rows = _rows(plan, colours, marks)
-    cell, right, bottom = _place(rows + ([(-1, [], removed)] if removed else []), per_node, left, top)
+    cell, right, bottom = _place(rows + ([(-1, [], removed)] if removed else []), per_node, left,
+                                 MARGIN + LINE + (LINE + GAP if per_node else GAP))
     used = {b.mark for _, dev, cpu in rows for b in dev + cpu + removed}
     legend = _legend(plan, colours) + [(MARK_TEXT[m], m) for m in MARK_STYLE if m in used]
     width = math.ceil(max(right, MARGIN + _width(title), *(MARGIN + SWATCH + 6 + _width(t) for t, _ in legend))
@@ -196,32 +219,11 @@ def svg(plan: Plan, marks: Marks | None = None) -> str:
            f'<rect class="canvas" width="{width}" height="{height}" fill="#fff"/>',
            f'<text class="title" x="{MARGIN}" y="{MARGIN + FONT}" font-weight="bold">'
            f'{escape(title, quote=False)}</text>']
-    if per_node:
-        out += [f'<text class="device" x="{left + d * (cell + GAP) + PAD:.1f}" y="{MARGIN + LINE + FONT}" '
-                f'fill="#555">dev {d}</text>' for d in range(per_node) if _width(f"dev {d}") + PAD <= cell]
+    out += [f'<text class="device" x="{left + d * (cell + GAP) + PAD:.1f}" y="{MARGIN + LINE + FONT}" '
+            f'fill="#555">dev {d}</text>' for d in range(per_node)]
     for node, dev, cpu in rows:
-        first = (dev or cpu)[0] if dev or cpu else None
-        out.append(f'<g class="node" data-node="{node}">')
-        if first is not None:
-            out.append(f'<text x="{MARGIN}" y="{first.y + PAD + FONT - 2:.1f}">node {node}</text>')
-        if dev and cpu:
-            out.append(f'<text x="{MARGIN}" y="{cpu[0].y + PAD + FONT - 2:.1f}" fill="#555">no device</text>')
-        for b in dev + cpu:
-            out += _box_svg(b)
-        out.append("</g>")
+        bands = [(f"node {node}", dev), ("no device", cpu)] if dev else [(f"node {node}", cpu)]
+        out += _group(f'class="node" data-node="{node}"', bands)
     if removed:
-        out.append(f'<g class="removed"><text x="{MARGIN}" y="{removed[0].y + PAD + FONT - 2:.1f}">removed</text>')
-        for b in removed:
-            out += _box_svg(b)
-        out.append("</g>")
-    out.append('<g class="legend">')
-    for i, (text, colour) in enumerate(legend):
-        y = bottom + i * LINE + FONT
-        square = f'<rect x="{MARGIN}" y="{y - SWATCH + 1}" width="{SWATCH}" height="{SWATCH}" '
-        if colour in MARK_STYLE:
-            head = f'<g class="entry" data-mark="{colour}">{square}fill="#fff" {MARK_STYLE[colour]}/>'
-        else:
-            head = f'<g class="entry">{square}fill="{colour}"/>' if colour else '<g class="note">'
-        out.append(f'{head}<text x="{MARGIN + SWATCH + 6}" y="{y}">{escape(text, quote=False)}</text></g>')
-    out += ["</g>", "</svg>"]
-    return "\n".join(out) + "\n"
+        out += _group('class="removed"', [("removed", removed)])
+    return "\n".join(out + _legend_svg(legend, bottom) + ["</svg>"]) + "\n"

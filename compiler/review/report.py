@@ -73,7 +73,7 @@ def text(review: Review) -> str:
         lines += ["", TITLES[key]]
         subjects: dict[str, list[str]] = {}
         for c in changes:
-            subjects.setdefault(c.subject, []).append(_phrase(c))
+            subjects.setdefault(c.subject, []).append(_phrase(c).replace("\n", "\\n"))  # one line per subject
         lines += [f"  {subject}: {'; '.join(parts)}" if subject else f"  {'; '.join(parts)}"
                   for subject, parts in subjects.items()]
     return "\n".join(lines) + "\n"
