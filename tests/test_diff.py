@@ -11,6 +11,7 @@ import yaml
 
 from helpers import EXAMPLES, ROOT, areal
 from test_picture import geometry_problems
+from areal_compiler.plan import picture
 from areal_compiler.review import report
 from areal_compiler.review.changes import uncovered, differing, plan_data
 from areal_compiler.review.sides import read_sides, review
@@ -133,6 +134,19 @@ def test_every_difference_of_the_plans_is_said_somewhere(tmp_path, name):
     assert diff and uncovered(diff, result.changes) == {}
 
 
+@pytest.mark.parametrize("old", EXAMPLES, ids=lambda p: p.stem)
+def test_between_any_two_examples_everything_is_said_in_every_format(old):
+    """Examples differ in nearly every field: accelerators, roles, forks, drivers, gates, secrets, targets."""
+    for new in EXAMPLES:
+        result = review_of(old, new)
+        assert bool(result.shown) == (old != new)
+        if old != new:
+            diff = differing(plan_data(result.old.plan), plan_data(result.new.plan))
+            assert uncovered(diff, result.changes) == {}, new
+            assert report.text(result) and report.markdown(result) and json.dumps(report.data(result))
+            assert geometry_problems(picture.svg(result.new.plan, result.marks)) == []
+
+
 def test_an_invalid_side_prints_its_diagnostics_and_exits_1(tmp_path):
     bad = edited(tmp_path, "two-node-decoupled.yaml", [('"fsdp:d8"', '"fsdp:d9"')])
     out = areal("diff", str(E / "two-node-decoupled.yaml"), str(bad))
@@ -148,6 +162,7 @@ def test_an_invalid_side_prints_its_diagnostics_and_exits_1(tmp_path):
     (("a.yaml", "b.yaml", "--base", "HEAD"), b"give one file"),
     (("a.yaml", "b.yaml", "-o", "json", "--format", "markdown"), b"-o json prints the changes as data"),
     (("a.yaml", "b.yaml", "--target", "nosuch"), b"unknown"),
+    (("a.yaml", "--base=--output=x"), b"a revision does not start with `-`"),
 ])
 def test_usage_errors_exit_2(args, message):
     out = areal("diff", *args)
@@ -262,3 +277,14 @@ def test_an_upstream_config_is_diffed_with_the_import_options(tmp_path):
     assert "areal-config.yaml: actor.kl_ctl: 0.0 -> 0.1" in text  # the upstream file's own key path
     refused = areal("diff", str(E / "demo-cpu.yaml"), str(E / "demo-cpu.yaml"), "--driver", "python3 x.py")
     assert refused.returncode == 1 and b"E518" in refused.stderr  # the same options, the same rules as `plan`
+
+
+def test_many_workers_moving_alike_are_one_line_per_role(tmp_path):
+    roles = {"rollout": '    backend: "sglang:d8t8"\n    cmd: python3 -m serve\n',
+             "actor": '    backend: "fsdp:d64"\n    cmd: python3 -m train\n'}
+    head = "experiment_name: e\ntrial_name: t\ncompute: {accelerator: GPU_8xH100, num_accelerators: 128}\nroles:\n"
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(head + "".join(f"  {n}:\n{r}" for n, r in roles.items()))
+    new.write_text(head + "".join(f"  {n}:\n{r}" for n, r in reversed(roles.items())))  # placed in this order
+    moves = [(c.subject, c.old, c.new) for c in review_of(old, new).shown if c.section == "placement"]
+    assert moves == [("actor/0-63", "nodes 8-15", "nodes 0-7"), ("rollout/0-7", "nodes 0-7", "nodes 8-15")]

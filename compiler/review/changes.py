@@ -44,10 +44,13 @@ class Change:
 
 
 def show(value) -> str:
-    """A plan value as a reader sees it: text as it is, everything else as compact JSON."""
+    """A value as a reader sees it: text as it is, everything else as compact JSON (a date in an upstream config,
+    which YAML reads as one, as its text)."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if value is None:
+        return "(none)"
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
 
 
 def plan_data(plan: Plan) -> dict:
@@ -87,8 +90,14 @@ IDENTITY = (("experiment_sha256",), ("run_id",))
 
 
 def uncovered(diff: dict[tuple, tuple], changes: list[Change]) -> dict[tuple, tuple]:
+    """The differing paths no change covers. Exact patterns are looked up by each prefix of a path (a plan with
+    thousands of workers moved has thousands of them); the few with ANY are matched one by one."""
     patterns = [p for c in changes for p in c.covers] + list(IDENTITY)
-    return {path: values for path, values in diff.items() if not any(_covered(path, q) for q in patterns)}
+    exact = {p for p in patterns if ANY not in p}
+    loose = [p for p in patterns if ANY in p]
+    return {path: values for path, values in diff.items()
+            if not any(path[:k] in exact for k in range(1, len(path) + 1))
+            and not any(_covered(path, q) for q in loose)}
 
 
 def key_path(path: tuple) -> str:

@@ -41,7 +41,7 @@ def _colocation(role: RolePlan) -> str:
     return f"forked onto {role.colocated_with}" if role.fork else f"runs inside {role.colocated_with}'s processes"
 
 
-def _forks_of(name: str, role: RolePlan) -> tuple[tuple, ...]:
+def _forks_of(role: RolePlan) -> tuple[tuple, ...]:
     """The workers' fork lists a forked role appears in."""
     return (("workers", role.colocated_with, ANY, "forks"),) if role.colocated_with and role.fork else ()
 
@@ -54,7 +54,7 @@ def roles(old: Plan | None, new: Plan | None, backends: tuple[dict, dict]) -> li
         if name not in a or name not in b:
             role = b.get(name) or a[name]
             event = "added" if name in b else "removed"
-            covers = (("roles", name), ("workers", name)) + _forks_of(name, role)
+            covers = (("roles", name), ("workers", name)) + _forks_of(role)
             text = describe(name, role)
             out.append(Change("roles", name, event, None if name in b else text, text if name in b else None,
                               covers))
@@ -71,7 +71,7 @@ def _role(name: str, a: RolePlan, b: RolePlan, old_backend, new_backend) -> list
     if (a.colocated_with, a.fork) != (b.colocated_with, b.fork):
         out.append(Change("roles", name, "colocation", _colocation(a), _colocation(b),
                           (("roles", name, "colocated_with"), ("roles", name, "fork"))
-                          + _forks_of(name, a) + _forks_of(name, b)))
+                          + _forks_of(a) + _forks_of(b)))
     for field in a.__dataclass_fields__:
         old, new = getattr(a, field), getattr(b, field)
         if field in OWN or old == new or (field == "backend" and out and out[0].what == "backend"):

@@ -17,7 +17,7 @@ HEADLINE_TOTALS = ("accelerator", "nodes", "devices", "device-hours")
 def headline(review: Review, arrow: str = "->") -> str:
     """One line: roles added, removed and changed; the totals that matter; workers moved; what else changes."""
     if review.old.result is None:
-        return f"new experiment (not in {review.old.label.rpartition('@')[2]})"
+        return f"new experiment (not in {review.old.revision})"
     shown = review.shown
     parts = []
     for event in ("added", "removed"):

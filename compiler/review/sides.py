@@ -22,6 +22,7 @@ from areal_compiler.review.changes import MISSING, Change, differing, other_sett
 class Side:
     label: str  # how the reader is told which version: the file, or FILE@REV
     result: Compiled | None  # None: the file does not exist at that revision
+    revision: str | None = None
 
     @property
     def plan(self) -> Plan | None:
@@ -52,6 +53,8 @@ def _git(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 def at_revision(file: str, revision: str) -> bytes | None:
     """FILE's bytes at REVISION of the repository it is in; None when the file did not exist there."""
+    if revision.startswith("-"):
+        raise click.UsageError(f"--base {revision}: a revision does not start with `-`")
     path = Path(file)
     folder = path.parent if path.parent.is_dir() else Path(".")
     found = _git(folder, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
@@ -79,11 +82,11 @@ def read_sides(files: tuple[str, ...], base: str | None, targets) -> tuple[Side,
     old_bytes = at_revision(files[0], base)
     label = f"{files[0]}@{base}"
     if old_bytes is None:
-        return Side(label, None), new
+        return Side(label, None, base), new
     with tempfile.TemporaryDirectory(prefix="areal-diff-") as folder:
         copy = Path(folder) / Path(files[0]).name
         copy.write_bytes(old_bytes)
-        return Side(label, compile_file(str(copy), targets, name=label)), new
+        return Side(label, compile_file(str(copy), targets, name=label), base), new
 
 
 @dataclass

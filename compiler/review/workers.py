@@ -25,7 +25,7 @@ def placement(old: Plan | None, new: Plan | None) -> tuple[list[Change], Marks]:
     a, b = _workers(old), _workers(new)
     both = set(old.roles if old else ()) & set(new.roles if new else ())
     marks = Marks()
-    groups: dict[tuple, list] = {}  # (role, event, old node, new node) -> [(index, old devices, new devices)]
+    groups: dict[tuple, dict] = {}  # (role, event) -> (old node, new node) -> [(index, old devices, new devices)]
     for key in [*b, *(k for k in a if k not in b)]:
         x, y = a.get(key), b.get(key)
         name = f"{key[0]}/{key[1]}"
@@ -41,20 +41,35 @@ def placement(old: Plan | None, new: Plan | None) -> tuple[list[Change], Marks]:
             marks.removed.append((name, where(x.node, x.devices)))
             event = "removed"
         if key[0] in both:
-            groups.setdefault((key[0], event, x and x.node, y and y.node), []).append(
+            groups.setdefault((key[0], event), {}).setdefault((x and x.node, y and y.node), []).append(
                 (key[1], x.devices if x else [], y.devices if y else []))
-    return [_group(*key, members) for key, members in groups.items()], marks
+    return [c for (role, event), pairs in groups.items() for c in _summed(role, event, pairs)], marks
 
 
-def _group(role: str, event: str, old_node, new_node, members: list) -> Change:
+MAX_PAIRS = 6  # pairs of nodes a role's workers move between, each said apart; more: one line for the role
+
+
+def _summed(role: str, event: str, pairs: dict[tuple, list]) -> list[Change]:
+    """A change per pair of nodes (old, new) with the devices on each; past MAX_PAIRS, one with only the nodes."""
+    if len(pairs) > MAX_PAIRS:
+        olds, news = ({pair[i] for pair in pairs if pair[i] is not None} for i in (0, 1))
+        members = [m for ms in pairs.values() for m in ms]
+        return [_change(role, event, members, olds and f"nodes {ranges(olds)}", news and f"nodes {ranges(news)}")]
+    out = []
+    for (old_node, new_node), members in pairs.items():
+        old = None if old_node is None else where(old_node, {d for _, devices, _ in members for d in devices})
+        new = None if new_node is None else where(new_node, {d for _, _, devices in members for d in devices})
+        out.append(_change(role, event, members, old, new))
+    return out
+
+
+def _change(role: str, event: str, members: list, old: str | None, new: str | None) -> Change:
     indices = [i for i, _, _ in members]
-    old = None if old_node is None else where(old_node, {d for _, devs, _ in members for d in devs})
-    new = None if new_node is None else where(new_node, {d for _, _, devs in members for d in devs})
     if event == "moved":
         covers = tuple(("workers", role, str(i), field) for i in indices for field in ("node", "devices"))
     else:
         covers = tuple(("workers", role, str(i)) for i in indices)
-    return Change("placement", f"{role}/{ranges(indices)}", event, old, new, covers)
+    return Change("placement", f"{role}/{ranges(indices)}", event, old or None, new or None, covers)
 
 
 def _ports(plan: Plan) -> dict[str, dict[int, tuple]]:
