@@ -1,6 +1,6 @@
-"""The plan as text for people: the placement map (nodes x devices) and the roles table of `areal plan`.
+"""The plan in words for people: the placement map and roles table of `areal plan`, and a role in one line.
 
-Called by `areal plan`; reads only the plan (the SVG picture is plan/picture.py)."""
+Called by `areal plan`; `describe`, `ranges` and `plural` also by the picture (plan/picture.py) and `areal diff`."""
 from __future__ import annotations
 
 from areal_compiler.plan.model import DRIVER, Plan, RolePlan
