@@ -21,8 +21,8 @@ TRIAL_NAME = re.compile(r"^[a-z0-9]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VERSION = re.compile(r"^[0-9]+\.[0-9]+$")  # MAJOR.MINOR
 ETCD3_ADDR = re.compile(r"^[^\s:/]+:[0-9]{1,5}$")
-SLURM_SETTING = re.compile(r'^(?=[\s\S]*\S)[^"\\\x00-\x1f]*$')  # what an #SBATCH line holds: not blank, no quote,
-# backslash or control character
+# What an #SBATCH line holds: not blank, no quote, backslash or control character.
+SLURM_SETTING = re.compile(r'^(?=[\s\S]*\S)[^"\\\x00-\x1f]*$')
 DRIVER_ROLE = "driver"  # the driver's name in the plan: no role may take it
 VISIBILITY_VARS = {"CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                    "ROCR_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}

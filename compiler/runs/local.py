@@ -18,10 +18,10 @@ from pathlib import Path
 from areal_compiler.agent.outcome import Decision, Ended, decide, exit_code_of, stop_stages
 from areal_compiler.agent.procs import exit_code
 from areal_compiler.agent.state import read_run
+from areal_compiler.printing import now_iso
 from areal_compiler.runs import local_procs as procs
 from areal_compiler.runs.base import OperatorError, RunBackend, RunState, ended_words, process_names
 from areal_compiler.runs.paths import machine_run_dir
-from areal_compiler.printing import now_iso
 from areal_compiler.runs.registry import RunRecord, load, save
 
 POLL = 0.2  # seconds between looks at the agents
@@ -146,8 +146,8 @@ class Runner:
             code = exit_code(self.agents[name].returncode)
             self.codes[name] = code
             if self.stages is None:
-                self.ended.append(Ended(name, code, finished.get(name, "~"), str(by_name.get(name, {}).get("error")
-                                                                                 or "")))
+                why = str(by_name.get(name, {}).get("error") or "")
+                self.ended.append(Ended(name, code, finished.get(name, "~"), why))
             if self.view:
                 self.view.exited(name, code, stopped=self.stages is not None)
         return rows
@@ -245,6 +245,9 @@ class Backend(RunBackend):
         record.job = {"runner_pid": runner.pid, "runner_start": procs.started(runner.pid)}
         try:
             save(record)
+        except BaseException:
+            runner.kill()  # it has started nothing yet: it must not start under a record that does not name it
+            raise
         finally:
             runner.stdin.close()
         return {"runner_pid": runner.pid, "runner_log": str(log)}
@@ -276,11 +279,14 @@ class Backend(RunBackend):
             time.sleep(POLL)
             record = load(record.name)
         problem = _start_problem(record, rows, bad, timeout)
-        self.stop(load(record.name), force=True)
+        said = self.stop(load(record.name), force=True)
         final = load(record.name)
-        end = f"it still runs: `areal stop --force {record.name}`" if procs.runner(final.job) or procs.agents(
-            final.job) else "the run was stopped" if final.outcome == RunState.STOPPED.value else \
-            f"the run {final.outcome} (exit code {final.exit_code})"
+        if said.startswith("still"):
+            end = said
+        elif final.outcome == RunState.STOPPED.value:
+            end = "the run was stopped"
+        else:
+            end = f"the run {final.outcome} (exit code {final.exit_code})"
         raise OperatorError("start_failed", f"{record.name}: {problem}; {end}", "run")
 
     def state(self, record: RunRecord) -> RunState:
