@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import areal
+from helpers import areal, free_port_block
 from run_helpers import home, processes_of, record, statuses, variant, wait_for  # noqa: F401 (home: a fixture)
 
 
@@ -23,7 +23,7 @@ def ps(name: str) -> str | None:
 
 
 def test_a_start_that_times_out_stops_everything_it_started(home, tmp_path):
-    path = variant(tmp_path, "hasty", steps=100000, port=32000)
+    path = variant(tmp_path, "hasty", steps=100000, port=free_port_block(16))
     for timeout in ("0.1", "0.6"):  # before the runner has started anything, and while the agents come up
         result = areal("start", str(path), "--timeout", timeout, timeout=90)
         assert result.returncode == 1
@@ -34,7 +34,7 @@ def test_a_start_that_times_out_stops_everything_it_started(home, tmp_path):
 
 
 def test_a_run_that_loses_a_process_is_running_degraded_never_starting(home, tmp_path):
-    path = variant(tmp_path, "lossy", steps=100000, port=32100)
+    path = variant(tmp_path, "lossy", steps=100000, port=free_port_block(16))
     assert areal("start", str(path), timeout=90).returncode == 0
     state = home / "runs" / "demo-cpu" / "lossy" / "run" / "state" / "proxy.1.json"
     os.kill(json.loads(state.read_text())["pid"]["child"], signal.SIGKILL)  # a forked proxy dies; the job goes on
@@ -47,7 +47,7 @@ def test_a_run_that_loses_a_process_is_running_degraded_never_starting(home, tmp
 
 def test_a_foreground_run_reads_running_while_it_runs(home, tmp_path):
     """`areal run` through the console script (its command line names no areal module) is the run's runner."""
-    path = variant(tmp_path, "fore", steps=100000, port=32200)
+    path = variant(tmp_path, "fore", steps=100000, port=free_port_block(16))
     script = Path(sys.executable).parent / "areal"
     proc = subprocess.Popen([str(script), "run", str(path), "--quiet"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -61,7 +61,7 @@ def test_a_foreground_run_reads_running_while_it_runs(home, tmp_path):
 
 
 def test_a_start_whose_agent_cannot_listen_says_why_everywhere(home, tmp_path):
-    path = variant(tmp_path, "busy", steps=100000, port=32300)
+    path = variant(tmp_path, "busy", steps=100000, port=free_port_block(16))
     agent_port = next(w["agent_port"] for w in json.loads(areal("plan", "-o", "json", str(path)).stdout)["data"]
                       ["workers"] if w["role"] == "actor")
     cause = f"cannot listen on 127.0.0.1:{agent_port}"
@@ -81,7 +81,7 @@ def test_a_start_whose_agent_cannot_listen_says_why_everywhere(home, tmp_path):
 
 
 def test_stop_finds_a_live_run_whose_record_is_corrupt(home, tmp_path):
-    path = variant(tmp_path, "mangled", steps=100000, port=32400)
+    path = variant(tmp_path, "mangled", steps=100000, port=free_port_block(16))
     assert areal("start", str(path), timeout=90).returncode == 0
     rec = home / "runs" / "demo-cpu" / "mangled.json"
     rec.write_text("{not json")
@@ -97,7 +97,7 @@ def test_stop_finds_a_live_run_whose_record_is_corrupt(home, tmp_path):
 
 
 def test_a_stop_that_cannot_finish_says_so_and_force_kills_what_is_left(home, tmp_path):
-    path = variant(tmp_path, "stuck", steps=100000, port=32500)
+    path = variant(tmp_path, "stuck", steps=100000, port=free_port_block(16))
     path.write_text(path.read_text().replace("grace_period: 3", "grace_period: 0"))
     assert areal("start", str(path), timeout=90).returncode == 0
     runner = record(home, "stuck")["job"]["runner_pid"]
@@ -114,7 +114,7 @@ def test_a_stop_that_cannot_finish_says_so_and_force_kills_what_is_left(home, tm
 
 
 def test_run_output_aligns_and_logs_name_the_workers_that_exist(home, tmp_path):
-    path = variant(tmp_path, "short", steps=2, port=32600)
+    path = variant(tmp_path, "short", steps=2, port=free_port_block(16))
     result = areal("run", str(path), timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     prefixes = {line.index(" | ") for line in result.stdout.decode().splitlines() if " | " in line}
