@@ -85,7 +85,8 @@ def _nodes(http: Http, answer: dict, method: str, path: str) -> list[dict]:
                                                     for v in resources.values())
                 and isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
                 and all(isinstance(row.get(k), (str, type(None))) for k in ("state", "node_ip"))):
-            raise http.bad(method, path, f"a node that is not a node: {json.dumps(row)[:200]}")
+            raise http.bad(method, path, "a node it cannot read (resources must be numbers, labels strings): "
+                                         f"{json.dumps(row)[:200]}")
     return rows
 
 
