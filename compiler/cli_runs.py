@@ -284,11 +284,13 @@ UNWELL = ("crashed", "failed", "hung", "corrupt")
 @OUTPUT
 def status(name: str, output: str) -> None:
     """RUN's state and every worker's (the driver first): starting, healthy, hung, crashed, completed, failed,
-    stopped. Exit status 1 when the run failed or crashed or a process is crashed, failed, hung or corrupt."""
+    stopped. Exit status 1 when the run failed or crashed, a process is crashed, failed, hung or corrupt, or the
+    cluster could not be read."""
     record, backend = _load(name, output)
     state = backend.state(record)
     rows, details = backend.workers(record), backend.details(record)
-    unwell = state in (state.FAILED, state.CRASHED) or any(r.get("status") in UNWELL for r in rows)
+    unwell = state in (state.FAILED, state.CRASHED) or any(r.get("status") in UNWELL for r in rows) \
+        or bool(details.get("error"))  # the cluster could not be read: said, exit 1
     if output == "json":
         emit_json({"run": name, "target": record.target, "status": state.value, "exit_code": record.exit_code,
                    "workers": rows, **details})
@@ -296,7 +298,9 @@ def status(name: str, output: str) -> None:
     click.echo(f"{name}  target {record.target}  {state.value}"
                + ("" if record.exit_code is None else f"  exit code {record.exit_code}"))
     for key, value in details.items():
-        if isinstance(value, dict):
+        if key == "error":
+            click.echo(f"  error: {value}")
+        elif isinstance(value, dict):
             facts = ", ".join(f"{k} {v}" for k, v in value.items() if isinstance(v, (str, int)) and v != "")
             click.echo(f"  {key}: {facts}")
     click.echo(f"{'WORKER':<28} {'STATUS':<10} {'HEARTBEAT':>9} {'EXIT':>5}  NOTE")
@@ -320,11 +324,11 @@ def logs(name: str, worker: str | None, follow: bool, tail: int | None) -> None:
     from areal_compiler.runs.registry import load
 
     record, backend = _load(name, "text")
-    if not follow and not backend.log_files(record):
-        _fail(OperatorError("no_logs", f"no logs yet for {name} (state {backend.state(record).value})",
-                            "not_found"), "text")
     many = worker is None or "/" not in worker
     try:
+        if not follow and not backend.log_files(record):
+            raise OperatorError("no_logs", f"no logs yet for {name} (state {backend.state(record).value})",
+                                "not_found")
         for who, line in backend.logs(record, worker, tail, follow, lambda: load(name)):
             click.echo(f"{who} | {line}" if many else line)
     except OperatorError as exc:
