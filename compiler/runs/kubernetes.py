@@ -79,6 +79,10 @@ class Backend(RunBackend):
         return {"namespace": namespace, "name": name, "objects": created}
 
     def _workload(self, api, record) -> dict | None:
+        """The JobSet (None once deleted); a StatefulSet run has one StatefulSet per component, none named after
+        the run: {} while any of them is there."""
+        if record.job["workload"] == "StatefulSet":
+            return {} if api.items("StatefulSet", record.job["selector"]) else None
         try:
             return api.call("get", record.job["workload"], record.job["name"])
         except OperatorError as exc:
