@@ -198,15 +198,14 @@ def _answer(api, request: str):
 
 def _undone(api, created: list[dict], exc: OperatorError) -> OperatorError:
     """A submit refused part-way: delete what it had created, so a refused submit leaves nothing behind."""
-    removed = []
+    removed, left = [], []
     for obj in reversed(created):
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
         try:
             api.call("delete", obj["kind"], obj["metadata"]["name"])
-            removed.append(f"{obj['kind']}/{obj['metadata']['name']}")
+            removed.append(name)
         except OperatorError:
-            pass  # named below as left behind
-    left = [f"{o['kind']}/{o['metadata']['name']}" for o in created if f"{o['kind']}/{o['metadata']['name']}"
-            not in removed]
+            left.append(name)
     note = (f" (deleted what this submit had created: {', '.join(removed)})" if removed else "") + \
         (f" (could not delete {', '.join(left)}: delete them by hand)" if left else "")
     return OperatorError(exc.code, exc.message + note, exc.kind, exc.retryable)
