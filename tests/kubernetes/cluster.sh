@@ -10,8 +10,8 @@
 #
 # Binaries: Kubernetes v1.36.3 (the release whose client the JobSet controller v0.12.0 is built with), etcd
 # v3.6.8 (the one Kubernetes v1.36.3 requires) and the JobSet controller v0.12.0 (the CRD version we render
-# for), built from the Go module proxy with the module in build/ (go.mod + go.sum pin every source) by
-# Go 1.26.8, reproducibly (-trimpath, CGO_ENABLED=0, -ldflags "-s -w"), and checked against build/SHA256SUMS.
+# for), built from the Go module proxy with the module in controlplane/ (go.mod + go.sum pin every source) by
+# Go 1.26.8, reproducibly (-trimpath, CGO_ENABLED=0, -ldflags "-s -w"), checked against controlplane/SHA256SUMS.
 # They are cached by the hash of those inputs in ${AREAL_K8S_CACHE:-$HOME/.cache/areal-compile/kubernetes}.
 # Nodes have no kubelet: fake_kubelet.py (ours) registers them, runs their pods' life cycle and serves the
 # pod-log endpoint the API server proxies `logs` to.
@@ -52,7 +52,7 @@ go_build() {
   local out="$1" v=k8s.io/component-base/version
   local ld="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=36 -X $v.gitTreeState=clean"
   ld+=" -X $v.buildDate=$K8S_BUILD_DATE"
-  (cd "$HERE/build" && CGO_ENABLED=0 GOTOOLCHAIN="$GO_VERSION" GOFLAGS="-mod=readonly -buildvcs=false" \
+  (cd "$HERE/controlplane" && CGO_ENABLED=0 GOTOOLCHAIN="$GO_VERSION" GOFLAGS="-mod=readonly -buildvcs=false" \
     go build -trimpath -ldflags "$ld" -o "$out/" k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler sigs.k8s.io/jobset \
     go.etcd.io/etcd/server/v3)
@@ -62,13 +62,14 @@ go_build() {
 
 build_key() {
   # Everything a binary depends on: the pinned sources, the expected hashes, the toolchain, this script's flags.
-  { cat "$HERE/build/go.mod" "$HERE/build/go.sum" "$HERE/build/SHA256SUMS"; echo "$GO_VERSION $K8S_VERSION";
-    declare -f go_build; } | sha256sum | cut -c1-16
+  local d="$HERE/controlplane"
+  { cat "$d/go.mod" "$d/go.sum" "$d/SHA256SUMS"; echo "$GO_VERSION $K8S_VERSION"; declare -f go_build; } |
+    sha256sum | cut -c1-16
 }
 
 BIN_DIR="$CACHE_ROOT/$(build_key)"
 
-binaries_ok() { (cd "$BIN_DIR" 2>/dev/null && sha256sum --quiet -c "$HERE/build/SHA256SUMS" >/dev/null 2>&1); }
+binaries_ok() { (cd "$BIN_DIR" 2>/dev/null && sha256sum --quiet -c "$HERE/controlplane/SHA256SUMS" >/dev/null 2>&1); }
 
 cmd_build() {
   if binaries_ok; then
@@ -80,10 +81,10 @@ cmd_build() {
   log "building Kubernetes $K8S_VERSION, etcd, the JobSet controller with $GO_VERSION into $BIN_DIR"
   rm -rf "$tmp" && mkdir -p "$tmp"
   go_build "$tmp" || { rm -rf "$tmp"; die "the build failed (its output is above)"; }
-  if ! (cd "$tmp" && sha256sum --quiet -c "$HERE/build/SHA256SUMS"); then
+  if ! (cd "$tmp" && sha256sum --quiet -c "$HERE/controlplane/SHA256SUMS"); then
     (cd "$tmp" && sha256sum "${BINARIES[@]}") >&2
     rm -rf "$tmp"
-    die "the binaries built differ from build/SHA256SUMS (above: what was built)"
+    die "the binaries built differ from controlplane/SHA256SUMS (above: what was built)"
   fi
   rm -rf "$BIN_DIR" && mv "$tmp" "$BIN_DIR"
   log "built in $((SECONDS - t0)) s"
@@ -241,7 +242,8 @@ export KUBECONFIG="$STATE_DIR/admin.kubeconfig"
 EOF
   version="$(api_get /version | "${PYTHON:-python3}" -c 'import json, sys; print(json.load(sys.stdin)["gitVersion"])')"
   echo "Server Version: $version"
-  log "up in $((SECONDS - t1)) s (plus $((t1 - t0)) s to build or check the binaries); use it with: source $STATE_DIR/env.sh"
+  log "up in $((SECONDS - t1)) s (plus $((t1 - t0)) s to build or check the binaries)"
+  log "use it with: source $STATE_DIR/env.sh"
 }
 
 STOP_ORDER=(fake-kubelet jobset-controller kube-scheduler kube-controller-manager kube-apiserver etcd)
