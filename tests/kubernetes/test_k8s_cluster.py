@@ -119,7 +119,11 @@ def test_every_example_is_accepted_then_runs_as_pods(example, workload, control_
     assert not control_plane.kube.list(kinds[workload], namespace)  # a dry run stores nothing
     code, said = cli.json("submit", str(folder), "--target", "kubernetes")
     assert code == 0, said
-    pods(control_plane.kube, namespace, _expected_pods(folder))
+    made = pods(control_plane.kube, namespace, _expected_pods(folder))
+    if any("huawei.com/Ascend910" in p["spec"]["containers"][0]["resources"]["limits"] for p in made):
+        wait_for("the NPU pod on the Ascend node", lambda: {
+            p["spec"].get("nodeName") for p in control_plane.kube.list("Pod", namespace)
+            if "huawei.com/Ascend910" in p["spec"]["containers"][0]["resources"]["limits"]} == {"npu-910b-0"})
     run = said["data"]["run"]
     out = cli("stop", run)
     assert out.returncode == 0 and "deleted" in out.stdout, out.stderr
