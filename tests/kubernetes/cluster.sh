@@ -150,7 +150,7 @@ EOF
 }
 
 alive() {
-  # alive NAME: the PID recorded for NAME runs the program we started (guards against PID reuse).
+  # alive NAME: the PID recorded for NAME runs the command line we started (guards against PID reuse).
   local f="$PID_DIR/$1.pid" pid
   [[ -s "$f" ]] || return 1
   pid="$(head -n1 "$f")"
@@ -159,7 +159,7 @@ alive() {
 }
 
 start() {
-  # start NAME PROGRAM ARGS...: in the background, its output in log/NAME.log, its PID (and program) recorded.
+  # start NAME PROGRAM ARGS...: in the background, its output in log/NAME.log, its PID and command line recorded.
   local name="$1"
   shift
   if alive "$name"; then
@@ -167,7 +167,7 @@ start() {
     return 0
   fi
   "$@" >"$LOG_DIR/$name.log" 2>&1 </dev/null &
-  printf '%s\n%s\n' "$!" "$1" >"$PID_DIR/$name.pid"
+  printf '%s\n%s\n' "$!" "$*" >"$PID_DIR/$name.pid"
 }
 
 wait_until() {
