@@ -16,7 +16,7 @@ from areal_compiler.schema import SCHEMAS
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
 BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
-ONE_SHOT = ("validate", "plan", "compile", "catalog", "schema")
+ONE_SHOT = ("validate", "plan", "diff", "compile", "catalog", "schema")
 OPERATOR_VERBS = ("run", "start", "submit", "stop", "ps", "status", "logs")  # cli_runs.COMMANDS, imported when used
 
 
@@ -187,7 +187,7 @@ def plan(file: str, fmt: str, output: str) -> None:
     """Show where every worker of FILE lands: nodes x devices, forks, totals per role.
 
     `-o json` prints the whole plan (the input of every target)."""
-    from areal_compiler.plan import view as planview
+    from areal_compiler.plan import picture, view as planview
     from areal_compiler.pipeline import plan_file
     from areal_compiler.printing import emit_json
 
@@ -196,7 +196,42 @@ def plan(file: str, fmt: str, output: str) -> None:
     if output == "json":
         emit_json(result.plan.dump())
     else:
-        click.echo(planview.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
+        click.echo(picture.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
+
+
+@main.command(name="diff")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--base", metavar="REV", help="Compare FILE with itself at git revision REV (read with `git show`, "
+                                            "no checkout), e.g. origin/main.")
+@TARGET_OPTION
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "svg"]), default="text", show_default=True,
+              help="text; markdown (a PR comment or CI job summary); svg (the new placement, moved, added and "
+                   "removed workers marked).")
+@IMPORT_OPTIONS
+@OUTPUT
+def diff(files: tuple[str, ...], base: str | None, target: str | None, fmt: str, output: str) -> None:
+    """Show what changes between two versions of an experiment, in the job's terms: OLD NEW, or FILE --base REV.
+
+    Roles, placement, totals, what each target asks a cluster for, commands, environment, ports, the gate, then
+    every other setting by its key path. Exit status (as diff): 0 no change, 1 changes (or an invalid side, whose
+    diagnostics are printed), 2 usage error."""
+    from areal_compiler.plan import picture
+    from areal_compiler.printing import emit_json
+    from areal_compiler.review import report
+    from areal_compiler.review.sides import read_sides, review
+
+    if output == "json" and fmt != "text":
+        raise click.UsageError("-o json prints the changes as data; leave out --format (or drop -o json)")
+    old, new = read_sides(files, base, _targets(target))
+    exit_on_diagnostics([s.result for s in (old, new) if s.result is not None and not s.result.ok], output)
+    result = review(old, new)
+    if output == "json":
+        emit_json(report.data(result))
+    elif fmt == "svg":
+        click.echo(picture.svg(new.plan, result.marks) if result.shown else "", nl=False)
+    else:
+        click.echo(report.markdown(result) if fmt == "markdown" else report.text(result), nl=False)
+    sys.exit(1 if result.shown else 0)
 
 
 @main.command(name="compile")
