@@ -43,6 +43,18 @@ def webhooks(url: str, ca: str) -> list[dict]:
              "webhooks": validating}]
 
 
+def _served(kube: Kube) -> bool:
+    """The CRD is Established and API discovery lists jobsets."""
+    status = kube.get("CustomResourceDefinition", "jobsets.jobset.x-k8s.io").get("status") or {}
+    if not any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions") or []):
+        return False
+    try:
+        found = kube.request("GET", "/apis/jobset.x-k8s.io/v1alpha2").get("resources") or []
+    except KubeError:
+        return False
+    return any(r.get("name") == "jobsets" for r in found)
+
+
 def main(state_dir: str) -> None:
     import yaml  # the CRD is YAML; cluster.sh runs this with the project's venv
 
@@ -52,12 +64,9 @@ def main(state_dir: str) -> None:
     crd["metadata"].pop("creationTimestamp", None)
     kube.ensure(crd)
     deadline = time.monotonic() + 60
-    while True:  # the CRD is served once Established
-        conditions = (kube.get("CustomResourceDefinition", crd["metadata"]["name"]).get("status") or {})
-        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions.get("conditions") or []):
-            break
+    while not _served(kube):  # the controller exits if discovery does not list its API yet
         if time.monotonic() > deadline:
-            raise SystemExit("the JobSet CRD was not Established within 60 s")
+            raise SystemExit("the JobSet CRD was not served within 60 s")
         time.sleep(0.2)
     ca = base64.b64encode(Path(state["ca_file"]).read_bytes()).decode()
     for obj in webhooks(f"https://127.0.0.1:{state['webhook_port']}", ca):
