@@ -319,7 +319,8 @@ def status(name: str, output: str) -> None:
     record, backend = _load(name, output)
     state = backend.state(record)
     rows, details = backend.workers(record), backend.details(record)
-    unwell = state in (state.FAILED, state.CRASHED, state.UNKNOWN) or any(r.get("status") in UNWELL for r in rows)
+    unwell = state in (state.FAILED, state.CRASHED, state.UNKNOWN) or any(r.get("status") in UNWELL for r in rows) \
+        or bool(details.get("error"))  # the cluster could not be read: said, exit 1
     if output == "json":
         emit_json({"run": name, "target": record.target, "status": state.value, "exit_code": record.exit_code,
                    "workers": rows, **details})
@@ -327,7 +328,9 @@ def status(name: str, output: str) -> None:
     click.echo(f"{name}  target {record.target}  {state.value}"
                + ("" if record.exit_code is None else f"  exit code {record.exit_code}"))
     for key, value in details.items():
-        if isinstance(value, dict):
+        if key == "error":
+            click.echo(f"  error: {value}")
+        elif isinstance(value, dict):
             facts = ", ".join(f"{k} {v}" for k, v in value.items() if isinstance(v, (str, int)) and v != "")
             click.echo(f"  {key}: {facts}")
     click.echo(f"{'WORKER':<28} {'STATUS':<10} {'HEARTBEAT':>9} {'EXIT':>5}  NOTE")
@@ -351,13 +354,13 @@ def logs(name: str, worker: str | None, follow: bool, tail: int | None) -> None:
     from areal_compiler.runs.registry import load
 
     record, backend = _load(name, "text")
-    if worker is not None:
-        _check_worker(record, backend.log_names(record), worker)
-    if not follow and not backend.log_files(record):
-        _fail(OperatorError("no_logs", f"no logs yet for {name} (state {backend.state(record).value})",
-                            "not_found"), "text")
     many = worker is None or "/" not in worker
     try:
+        if worker is not None:
+            _check_worker(record, backend.log_names(record), worker)
+        if not follow and not backend.log_files(record):
+            raise OperatorError("no_logs", f"no logs yet for {name} (state {backend.state(record).value})",
+                                "not_found")
         for who, line in backend.logs(record, worker, tail, follow, lambda: load(name)):
             click.echo(f"{who} | {line}" if many else line)
     except OperatorError as exc:

@@ -11,7 +11,7 @@ from areal_compiler.check import Checked, check_file
 from areal_compiler.diagnostics import Diagnostic
 from areal_compiler.plan import Plan, PlanError, resolve
 from areal_compiler.source import Source
-from areal_compiler.targets import Artifact, TargetError
+from areal_compiler.targets import Artifact, TargetError, TargetWarning
 
 
 @dataclass
@@ -60,6 +60,10 @@ def compile_file(path: str, targets: tuple[str, ...] | None = None, name: str | 
     for name in targets if targets is not None else default_targets(result):
         target = registry.get(name)
         found = target.check(result.plan)
+        for exc in (w for w in found if isinstance(w, TargetWarning)):
+            result.diagnostics.append(result.source.diagnostic("W490", f"{name}: {exc}", exc.path, key=bool(exc.path),
+                                                               severity="warning"))
+        found = [exc for exc in found if not isinstance(exc, TargetWarning)]
         if not found:
             try:
                 for artifact in registry.render(result.plan, name, getattr(result.source, "attachments", None)):

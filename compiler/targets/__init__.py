@@ -25,6 +25,11 @@ class TargetError(ValueError):
         self.path = path
 
 
+class TargetWarning(TargetError):
+    """What a target can express but what will not work there as written (a located warning): the artifacts are
+    still written."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     path: str  # relative to the target's folder, with "/" separators

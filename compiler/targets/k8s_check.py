@@ -1,4 +1,5 @@
-"""Everything a plan may hold that the Kubernetes target cannot express, as located TargetErrors.
+"""Everything a plan may hold that the Kubernetes target cannot express, as located TargetErrors (and what it can
+express but will not work there, as TargetWarnings).
 
 Called by targets/kubernetes.py check(); the rules Kubernetes' API server would enforce (names, label syntax)
 are checked here so `areal compile` fails instead of `kubectl apply`."""
@@ -7,7 +8,7 @@ from __future__ import annotations
 import re
 
 from areal_compiler.plan import DRIVER, Plan
-from areal_compiler.targets import TargetError
+from areal_compiler.targets import TargetError, TargetWarning
 from areal_compiler.targets.k8s_layout import DNS_1035, Layout, layout, longest_names, settings, shortest_fix
 
 MIN_VERSION = (1, 28)  # StatefulSet pods' index label; JobSet v0.12 needs at least this too
@@ -125,10 +126,29 @@ def name_errors(plan: Plan, lay: Layout) -> list[TargetError]:
     return out
 
 
+def name_service_warnings(plan: Plan, lay: Layout) -> list[TargetError]:
+    """Upstream's `nfs` name service keeps its records in a directory every upstream process must share; between
+    pods only fileroot on kubernetes.fileroot_claim is shared (without a claim fileroot is a per-pod emptyDir)."""
+    resolve = (plan.areal or {}).get("name_resolve") or {}
+    pods = sum(max(len(c.nodes), 1) for c in lay.all_components)
+    if resolve.get("type") != "nfs" or pods < 2 or not any(r.upstream for r in plan.roles.values()):
+        return []
+    root, fileroot = resolve["nfs_record_root"], plan.fileroot.rstrip("/")
+    under = root.rstrip("/") == fileroot or root.startswith(fileroot + "/")
+    if under and settings(plan).get("fileroot_claim"):
+        return []
+    why = (f"fileroot {plan.fileroot} is a per-pod emptyDir without kubernetes.fileroot_claim" if under else
+           f"it is not under fileroot {plan.fileroot}, the one path pods can share (on kubernetes.fileroot_claim)")
+    return [TargetWarning(f"upstream's name service (nfs) keeps its records in {root}, which all {pods} pods of the "
+                          f"job must share, but {why}: each pod would see only its own records. Set "
+                          "kubernetes.fileroot_claim to a ReadWriteMany PVC and nfs_record_root under fileroot, or "
+                          "use name_resolve type etcd3", ("areal", "name_resolve", "nfs_record_root"))]
+
+
 def check(plan: Plan) -> list[TargetError]:
     out = settings_errors(plan) + slurm_only_errors(plan)
     lay = layout(plan)
-    out += plan_errors(plan, lay) + name_errors(plan, lay)
+    out += plan_errors(plan, lay) + name_errors(plan, lay) + name_service_warnings(plan, lay)
     if not lay.components:
         out.append(TargetError("the plan has no role with processes to start", ("roles",)))
     return out
