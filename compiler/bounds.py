@@ -9,7 +9,8 @@ from areal_compiler.source import Source
 from areal_compiler.spec.records import Experiment
 
 INT32 = 2 ** 31 - 1
-# (code, path from the experiment, lowest, highest, hint); "*" steps over every role.
+# (code, path from the experiment, lowest, highest, hint); "*" steps over every role. The JSON Schema (schema.py)
+# states the same bounds as minimum and maximum.
 BOUNDS = (
     ("E402", ("compute", "num_accelerators"), 0, 65536, "at most 65536 devices (8192 nodes of 8)"),
     ("E452", ("roles", "*", "replicas"), 1, 4096, None),
@@ -17,6 +18,8 @@ BOUNDS = (
     ("E452", ("roles", "*", "scheduling_spec", "gpu"), 0, 64, "devices per worker"),
     ("E452", ("roles", "*", "scheduling_spec", "mem"), 1, 65536, "memory per worker in GB"),
     ("E452", ("roles", "*", "scheduling_spec", "port_count"), 1, 256, "ports per worker"),
+    ("E452", ("driver", "scheduling_spec", "cpu"), 1, 1024, None),
+    ("E452", ("driver", "scheduling_spec", "mem"), 1, 65536, None),
     ("E460", ("staleness", "max_head_offpolicyness"), 0, INT32, None),
     ("E460", ("staleness", "consumer_batch_size"), 1, INT32, "the gate admits work in batches of this size"),
     ("E460", ("staleness", "max_concurrent_rollouts"), 0, INT32, "0 or omitted: the batch size"),

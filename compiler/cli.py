@@ -16,8 +16,19 @@ from areal_compiler.schema import SCHEMAS
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
 BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
-ONE_SHOT = ("validate", "plan", "compile", "catalog", "schema")
+ONE_SHOT = ("validate", "plan", "diff", "compile", "catalog", "schema")
 OPERATOR_VERBS = ("run", "start", "submit", "stop", "ps", "status", "logs")  # cli_runs.COMMANDS, imported when used
+
+
+ARGV = "areal.argv"  # ctx.meta key: the arguments as given
+
+
+def _json_requested(argv) -> bool:
+    """`-o json`, `-ojson`, `--output json` or `--output=json` among the arguments (before a `--`)."""
+    argv = list(argv)
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    pairs = zip(argv, argv[1:] + [""])
+    return any(a in ("-ojson", "--output=json") or (a in ("-o", "--output") and b == "json") for a, b in pairs)
 
 
 def _silence_output() -> None:
@@ -34,7 +45,12 @@ def _silence_output() -> None:
 class Areal(click.Group):
     """Turns an unexpected exception (a bug in areal) into one clear line instead of a traceback; a reader that
     went away (`areal status RUN | head -1`) ends the command quietly, as SIGPIPE ends Unix tools (exit 141);
-    imports the operator verbs only when one of them is asked for (or listed)."""
+    with `-o json`, a usage error of any command (a bad option value, a missing file, refusing to replace OUT)
+    also prints the error envelope on stdout; imports the operator verbs only when one of them is asked for."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta[ARGV] = list(args)  # the command line as given: whether -o json was asked for, even if unparsable
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *OPERATOR_VERBS})
@@ -47,7 +63,17 @@ class Areal(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+        except click.ClickException as exc:
+            from areal_compiler.diagnostics import printable
+
+            exc.message = printable(exc.message)  # it may echo a path or value holding invisible characters
+            if _json_requested(ctx.meta.get(ARGV, ())):
+                from areal_compiler.printing import emit_error
+
+                emit_error("usage_error" if exc.exit_code == 2 else "error", "invalid", exc.format_message(),
+                           json_output=True)
+            raise
+        except (click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
             raise
         except BrokenPipeError:
             _silence_output()
@@ -187,16 +213,53 @@ def plan(file: str, fmt: str, output: str) -> None:
     """Show where every worker of FILE lands: nodes x devices, forks, totals per role.
 
     `-o json` prints the whole plan (the input of every target)."""
-    from areal_compiler.plan import view as planview
+    from areal_compiler.plan import picture, view as planview
     from areal_compiler.pipeline import plan_file
     from areal_compiler.printing import emit_json
 
+    if fmt == "svg" and output == "json":
+        raise click.UsageError("--format svg draws the plan and -o json prints it as data: choose one")
     result = plan_file(file)
     exit_on_diagnostics([result], output)
     if output == "json":
         emit_json(result.plan.dump())
     else:
-        click.echo(planview.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
+        click.echo(picture.svg(result.plan) if fmt == "svg" else planview.text(result.plan), nl=False)
+
+
+@main.command(name="diff")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--base", metavar="REV", help="Compare FILE with itself at git revision REV (read with `git show`, "
+                                            "no checkout), e.g. origin/main.")
+@TARGET_OPTION
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "svg"]), default="text", show_default=True,
+              help="text; markdown (a PR comment or CI job summary); svg (the new placement, moved, added and "
+                   "removed workers marked).")
+@IMPORT_OPTIONS
+@OUTPUT
+def diff(files: tuple[str, ...], base: str | None, target: str | None, fmt: str, output: str) -> None:
+    """Show what changes between two versions of an experiment, in the job's terms: OLD NEW, or FILE --base REV.
+
+    Roles, placement, totals, what each target asks a cluster for, commands, environment, ports, the gate, then
+    every other setting by its key path. Exit status (as diff): 0 no change, 1 changes (or an invalid side, whose
+    diagnostics are printed), 2 usage error."""
+    from areal_compiler.plan import picture
+    from areal_compiler.printing import emit_json
+    from areal_compiler.review import report
+    from areal_compiler.review.sides import read_sides, review
+
+    if output == "json" and fmt != "text":
+        raise click.UsageError("-o json prints the changes as data; leave out --format (or drop -o json)")
+    old, new = read_sides(files, base, _targets(target))
+    exit_on_diagnostics([s.result for s in (old, new) if s.result is not None and not s.result.ok], output)
+    result = review(old, new)
+    if output == "json":
+        emit_json(report.data(result))
+    elif fmt == "svg":
+        click.echo(picture.svg(new.plan, result.marks) if result.shown else "", nl=False)
+    else:
+        click.echo(report.markdown(result) if fmt == "markdown" else report.text(result), nl=False)
+    sys.exit(1 if result.shown else 0)
 
 
 @main.command(name="compile")
@@ -248,13 +311,14 @@ def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, 
                        f"{len(comparison.extra)} extra); run `areal compile` to update", err=True)
         sys.exit(1 if check and not comparison.same else 0)
     try:
-        write_tree(out_dir, tree)
+        written = write_tree(out_dir, tree)
     except OutputError as exc:
         raise click.UsageError(str(exc)) from None
+    through = "" if written == out_dir else f" (through the link, into {written})"
     if output == "json":
-        emit_json({**report, "written": True})
+        emit_json({**report, "written": True, "written_to": str(written)})
     else:
-        click.echo(f"wrote {len(tree)} files for {', '.join(rendered)} to {out}", err=True)
+        click.echo(f"wrote {len(tree)} files for {', '.join(rendered)} to {out}{through}", err=True)
 
 
 def _register_operator_verbs() -> None:

@@ -196,23 +196,36 @@ def _submit_target(source: str, target: str | None, output: str) -> str:
         result = plan_file(source)
         exit_on_diagnostics([result], output)
         data = result.source.data if isinstance(result.source.data, dict) else {}
-        configured = [t for t in registry.names() if t != _here() and t in data]
+        clusters = [t for t in registry.names() if t != _here()]
+        configured = [t for t in clusters if t in data]
         if len(configured) == 1:  # the one cluster target the experiment configures
             return configured[0]
+        raise click.UsageError(
+            f"{source} configures {len(configured)} cluster targets ({', '.join(configured)}): say which with "
+            f"--target, e.g. --target {configured[0]}" if configured else
+            f"{source} configures no cluster target (a top-level {' or '.join(clusters)} block): say where to "
+            "submit with --target")
     raise click.UsageError("say where to submit with --target (" + ", ".join(registry.names()) + ")")
 
 
-def _load(name: str, output: str):
+def _backend(record):
     from areal_compiler.runs.base import backend_for
+
+    try:
+        return backend_for(record.target)
+    except KeyError:
+        raise OperatorError("unknown_target", f"run {record.name} was made by a target this areal does not know") \
+            from None
+
+
+def _load(name: str, output: str):
     from areal_compiler.runs.registry import load
 
     try:
         record = load(name)
-        return record, backend_for(record.target)
+        return record, _backend(record)
     except OperatorError as exc:
         _fail(exc, output)
-    except KeyError:
-        _fail(OperatorError("unknown_target", f"run {name} was made by a target this areal does not know"), output)
 
 
 @click.command()
@@ -221,10 +234,12 @@ def _load(name: str, output: str):
               help="SIGKILL what is still alive after the grace period, where the target leaves that to us.")
 @OUTPUT
 def stop(name: str, force: bool, output: str) -> None:
-    """Stop RUN (experiment/trial): its processes get SIGTERM and the grace period."""
-    record, backend = _load(name, output)
+    """Stop RUN (experiment/trial): its processes get SIGTERM and the grace period.
+
+    A run whose record is corrupt is stopped from what its run directory on this machine shows alive; the record
+    is kept for inspection."""
     try:
-        result = backend.stop(record, force)
+        result = _stop(name, force)
     except OperatorError as exc:
         _fail(exc, output)
     if output == "json":
@@ -232,6 +247,21 @@ def stop(name: str, force: bool, output: str) -> None:
     else:
         click.echo(f"{name}: {result}")
     sys.exit(1 if result.startswith("still") else 0)
+
+
+def _stop(name: str, force: bool) -> str:
+    from areal_compiler.runs.base import backend_for
+    from areal_compiler.runs.paths import record_path
+    from areal_compiler.runs.registry import load
+
+    try:
+        record = load(name)
+    except OperatorError as exc:
+        found = backend_for(_here()).stop_unrecorded(name, force) if exc.code == "run_record_corrupt" else None
+        if found is None:
+            raise
+        return f"{found}; its corrupt record is kept for inspection: {record_path(name)}"
+    return _backend(record).stop(record, force)
 
 
 def _age(iso: str) -> str:
@@ -284,11 +314,13 @@ UNWELL = ("crashed", "failed", "hung", "corrupt")
 @OUTPUT
 def status(name: str, output: str) -> None:
     """RUN's state and every worker's (the driver first): starting, healthy, hung, crashed, completed, failed,
-    stopped. Exit status 1 when the run failed or crashed or a process is crashed, failed, hung or corrupt."""
+    stopped. Exit status 1 when the run failed or crashed, its state is unknown (the cluster could not be asked or
+    gave an answer areal cannot read), or a process is crashed, failed, hung or corrupt."""
     record, backend = _load(name, output)
     state = backend.state(record)
     rows, details = backend.workers(record), backend.details(record)
-    unwell = state in (state.FAILED, state.CRASHED) or any(r.get("status") in UNWELL for r in rows)
+    unwell = state in (state.FAILED, state.CRASHED, state.UNKNOWN) or any(r.get("status") in UNWELL for r in rows) \
+        or bool(details.get("error"))  # the cluster could not be read: said, exit 1
     if output == "json":
         emit_json({"run": name, "target": record.target, "status": state.value, "exit_code": record.exit_code,
                    "workers": rows, **details})
@@ -296,7 +328,9 @@ def status(name: str, output: str) -> None:
     click.echo(f"{name}  target {record.target}  {state.value}"
                + ("" if record.exit_code is None else f"  exit code {record.exit_code}"))
     for key, value in details.items():
-        if isinstance(value, dict):
+        if key == "error":
+            click.echo(f"  error: {value}")
+        elif isinstance(value, dict):
             facts = ", ".join(f"{k} {v}" for k, v in value.items() if isinstance(v, (str, int)) and v != "")
             click.echo(f"  {key}: {facts}")
     click.echo(f"{'WORKER':<28} {'STATUS':<10} {'HEARTBEAT':>9} {'EXIT':>5}  NOTE")
@@ -320,15 +354,40 @@ def logs(name: str, worker: str | None, follow: bool, tail: int | None) -> None:
     from areal_compiler.runs.registry import load
 
     record, backend = _load(name, "text")
-    if not follow and not backend.log_files(record):
-        _fail(OperatorError("no_logs", f"no logs yet for {name} (state {backend.state(record).value})",
-                            "not_found"), "text")
     many = worker is None or "/" not in worker
     try:
+        if worker is not None:
+            _check_worker(record, backend.log_names(record), worker)
+        if not follow and not backend.log_files(record):
+            raise OperatorError("no_logs", f"no logs yet for {name} (state {backend.state(record).value})",
+                                "not_found")
         for who, line in backend.logs(record, worker, tail, follow, lambda: load(name)):
             click.echo(f"{who} | {line}" if many else line)
     except OperatorError as exc:
         _fail(exc, "text")
+
+
+def _check_worker(record, names: list[str], worker: str) -> None:
+    """WORKER names a process (role/index) or a role of the run, else exit 1 naming the ones it has."""
+    if worker in names or worker in {n.partition("/")[0] for n in names}:
+        return
+    roles: dict[str, list[str]] = {}
+    for n in names:
+        role, _, index = n.partition("/")
+        roles.setdefault(role, []).append(index)
+    listed = ", ".join(f"{role}/{_span(indices)}" for role, indices in roles.items())
+    _fail(OperatorError("unknown_worker", f"{record.name} has no worker or role {worker!r}; it has "
+                                          f"{listed or 'none known'} (a role name shows all of its workers)",
+                        "not_found"), "text")
+
+
+def _span(indices: list[str]) -> str:
+    """`0..7` for consecutive worker indices, else them all."""
+    if len(indices) > 2 and all(i.isdigit() for i in indices):
+        numbers = sorted(map(int, indices))
+        if numbers == list(range(numbers[0], numbers[-1] + 1)):
+            return f"{numbers[0]}..{numbers[-1]}"
+    return ",".join(indices)
 
 
 COMMANDS = (run, start, submit, stop, ps, status, logs)

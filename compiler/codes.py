@@ -64,7 +64,7 @@ CODES = {
     "E481": "a Slurm value that cannot be written into an #SBATCH line",
     "E490": "a target cannot express the experiment",
     "W401": "roles share devices (allow_device_sharing)",
-    "W490": "a target runs the experiment other than the plan says (e.g. logical nodes sharing this host's devices)",
+    "W490": "a target can express the experiment, but part of it will not work there as written",
     # importing upstream AReaL configs (compiler/importers/)
     "E501": "a ${...} reference to a key that does not exist (or above the top of the file)",
     "E502": "a ${...} reference cycle",

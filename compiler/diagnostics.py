@@ -9,15 +9,24 @@ from dataclasses import dataclass, field
 MAX_WORD = 64  # characters of one value shown in a message; a longer one keeps its head and tail around "…"
 MAX_MESSAGE = 1000  # characters of a whole message or hint
 MAX_EXCERPT = 120  # characters of the source line shown around the caret
-UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# What no message shows raw: control characters, line separators, lone surrogates, and the invisible format
+# characters (bidirectional overrides such as U+202E, zero-width spaces and joiners, the byte order mark, tags) that
+# would make an echoed name read differently than it is written.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+                         "\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
 LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
+
+
+def printable(text: str) -> str:
+    """TEXT with every unprintable or invisible character escaped (`\\n`, `\\u202e`): what any message echoes."""
+    return UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
 
 
 def one_line(text: str) -> str:
     """Text safe inside a one-line diagnostic: line breaks and other unprintable characters escaped (`\\n`),
     every word over MAX_WORD characters shortened, the whole at most MAX_MESSAGE. The one place values
     echoed by any diagnostic are made short and printable."""
-    text = UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
+    text = printable(text)
     text = LONG_WORD.sub(lambda m: m.group()[:MAX_WORD - 12] + "…" + m.group()[-8:], text)
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
 

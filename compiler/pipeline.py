@@ -27,15 +27,17 @@ class Compiled:
         return self.plan is not None and not any(d.is_error for d in self.diagnostics)
 
 
-def plan_file(path: str) -> Compiled:
-    checked: Checked = check_file(path)
+def plan_file(path: str, name: str | None = None) -> Compiled:
+    """Load, check and plan PATH; NAME is what diagnostics call the file (default: PATH)."""
+    checked: Checked = check_file(path, name)
+    file = path if name is None else name
     if not checked.ok:
-        return Compiled(path, checked.diagnostics, source=checked.source)
+        return Compiled(file, checked.diagnostics, source=checked.source)
     try:
         plan = resolve(checked.experiment, checked.source)
     except PlanError as exc:
-        return Compiled(path, checked.diagnostics + exc.diagnostics, source=checked.source)
-    return Compiled(path, checked.diagnostics, plan, checked.source)
+        return Compiled(file, checked.diagnostics + exc.diagnostics, source=checked.source)
+    return Compiled(file, checked.diagnostics, plan, checked.source)
 
 
 def default_targets(result: Compiled) -> tuple[str, ...]:
@@ -48,20 +50,20 @@ def default_targets(result: Compiled) -> tuple[str, ...]:
         t for t in registry.names() if not getattr(registry.get(t), "ONLY_WHEN_ASKED", False))
 
 
-def compile_file(path: str, targets: tuple[str, ...] | None = None) -> Compiled:
+def compile_file(path: str, targets: tuple[str, ...] | None = None, name: str | None = None) -> Compiled:
     """Plan PATH and render it for TARGETS (None: default_targets); every target's problems are reported
     together as located E490 diagnostics, and then no artifact is kept."""
-    result = plan_file(path)
+    result = plan_file(path, name)
     if not result.ok:
         return result
     problems: list[tuple[str, TargetError]] = []
     for name in targets if targets is not None else default_targets(result):
         target = registry.get(name)
         found = target.check(result.plan)
-        for warning in [w for w in found if isinstance(w, TargetWarning)]:
-            found.remove(warning)
-            result.diagnostics.append(result.source.diagnostic(
-                "W490", f"{name}: {warning}", warning.path, key=bool(warning.path), severity="warning"))
+        for exc in (w for w in found if isinstance(w, TargetWarning)):
+            result.diagnostics.append(result.source.diagnostic("W490", f"{name}: {exc}", exc.path, key=bool(exc.path),
+                                                               severity="warning"))
+        found = [exc for exc in found if not isinstance(exc, TargetWarning)]
         if not found:
             try:
                 for artifact in registry.render(result.plan, name, getattr(result.source, "attachments", None)):

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import click
 
-from areal_compiler.diagnostics import Diagnostic
+from areal_compiler.diagnostics import UNPRINTABLE, Diagnostic, printable
 
 ENVELOPE_VERSION = 1
 
@@ -24,10 +24,20 @@ def now_iso() -> str:
 
 
 def dumps(envelope: dict) -> str:
-    """The envelope as UTF-8-safe JSON: a lone surrogate (a file name that is not UTF-8) stays a `\\udcff`
-    escape instead of making stdout unencodable."""
-    text = json.dumps(envelope, indent=2, ensure_ascii=False)
-    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+    """The envelope as UTF-8-safe JSON that reads as it parses: a lone surrogate (a file name that is not UTF-8)
+    stays a `\\udcff` escape instead of making stdout unencodable, and an invisible character (a right-to-left
+    override in a path) a `\\u202e` escape; the values are unchanged."""
+    return UNPRINTABLE.sub(_json_escape, json.dumps(envelope, indent=2, ensure_ascii=False))
+
+
+def _json_escape(match: re.Match) -> str:
+    code = ord(match.group())
+    if code == 0x0A:  # the indentation's line breaks (json.dumps escapes those inside strings)
+        return "\n"
+    if code > 0xFFFF:  # JSON spells these as a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def emit_json(data) -> None:
@@ -35,6 +45,7 @@ def emit_json(data) -> None:
 
 
 def emit_error(code: str, kind: str, message: str, retryable: bool = False, json_output: bool = False) -> None:
+    message = printable(message)  # a name or path may hold a line break or a right-to-left override
     if json_output:
         error = {"code": code, "kind": kind, "message": message, "retryable": retryable}
         click.echo(dumps({"v": ENVELOPE_VERSION, "ts": now_iso(), "error": error}))

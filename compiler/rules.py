@@ -14,8 +14,16 @@ from areal_compiler.spec.catalog import CATALOG, Accelerator
 from areal_compiler.spec.records import Experiment
 from areal_compiler.spec.shape import RoleShape, parse_role_backend, role_shape
 
+# Single-field rules as patterns, matched whole (fullmatch: a trailing line break is no part of a name); the JSON
+# Schema for editors (schema.py) states the same patterns.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TRIAL_NAME = re.compile(r"^[a-z0-9]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VERSION = re.compile(r"^[0-9]+\.[0-9]+$")  # MAJOR.MINOR
+ETCD3_ADDR = re.compile(r"^[^\s:/]+:[0-9]{1,5}$")
+# What an #SBATCH line holds: not blank, no quote, backslash or control character.
+SLURM_SETTING = re.compile(r'^(?=[\s\S]*\S)[^"\\\x00-\x1f]*$')
+DRIVER_ROLE = "driver"  # the driver's name in the plan: no role may take it
 VISIBILITY_VARS = {"CUDA_VISIBLE_DEVICES", "ASCEND_RT_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
                    "ROCR_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"}
 CONTRACT_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
@@ -67,18 +75,18 @@ def check_compute(source: Source, exp: Experiment, out: list) -> Accelerator | N
 
 
 def check_names(source: Source, exp: Experiment, out: list) -> None:
-    if not DNS_LABEL.match(exp.experiment_name):
+    if not DNS_LABEL.fullmatch(exp.experiment_name):
         out.append(source.diagnostic("E421", f"experiment_name `{exp.experiment_name}` must be lower-case letters, "
                                              "digits and `-` (no `_` or `/`), starting and ending alphanumeric",
                                      ("experiment_name",), "e.g. gsm8k-grpo"))
-    if not re.match(r"^[a-z0-9]+$", exp.trial_name):
+    if not TRIAL_NAME.fullmatch(exp.trial_name):
         out.append(source.diagnostic("E422", f"trial_name `{exp.trial_name}` must be lower-case letters and "
                                              "digits only (no `-`, `_` or `/`)", ("trial_name",), "e.g. trial0"))
-    if not DNS_LABEL.match(exp.kubernetes.namespace) or len(exp.kubernetes.namespace) > 63:
+    if not DNS_LABEL.fullmatch(exp.kubernetes.namespace) or len(exp.kubernetes.namespace) > 63:
         out.append(source.diagnostic("E424", f"namespace `{exp.kubernetes.namespace}` is not a DNS-1123 label",
                                      ("kubernetes", "namespace"), "lower-case letters, digits and `-`"))
     for role in exp.roles:
-        if ":" in role or not DNS_LABEL.match(role):
+        if not DNS_LABEL.fullmatch(role):
             out.append(source.diagnostic("E420", f"role name `{role}` must be lower-case letters, digits and `-` "
                                                  "(it names Slurm jobs and Kubernetes objects)",
                                          ("roles", role), "e.g. eval-rollout", key=True))
@@ -149,18 +157,13 @@ def split_cmd(source: Source, path: tuple, cmd: str, example: str, out: list) ->
 def check_driver(source: Source, exp: Experiment, out: list) -> None:
     """The driver: `driver` is its name in the plan, so no role may take it; its cmd follows a role's rules, but
     nothing is appended to it (it has no planned port)."""
-    if "driver" in exp.roles:
+    if DRIVER_ROLE in exp.roles:
         out.append(source.diagnostic("E425", "role name `driver` is reserved for the experiment's driver",
                                      ("roles", "driver"), "rename the role, or make it the top-level `driver:`",
                                      key=True))
     if exp.driver is None:
         return
     split_cmd(source, ("driver", "cmd"), exp.driver.cmd, "e.g. python3 train.py --config exp.yaml", out)
-    spec = exp.driver.scheduling_spec
-    for field, value, high in (("cpu", spec.cpu, 1024), ("mem", spec.mem, 65536)):
-        if not 1 <= value <= high:
-            out.append(source.diagnostic("E452", f"{field} must be between 1 and {high}, got {value}",
-                                         ("driver", "scheduling_spec", field)))
 
 
 def check_cmd(source: Source, name: str, role, shape: RoleShape | None, out: list) -> None:
@@ -228,7 +231,7 @@ def check_upstream(source: Source, exp: Experiment, out: list) -> None:
         out.append(source.diagnostic("E446", f"nfs_record_root must be an absolute path, got "
                                              f"{resolve.nfs_record_root!r}", at + ("nfs_record_root",),
                                      "a directory every node shares, e.g. /shared/areal/name_resolve"))
-    if resolve.type == "etcd3" and not re.match(r"^[^\s:/]+:\d{1,5}$", resolve.etcd3_addr):
+    if resolve.type == "etcd3" and not ETCD3_ADDR.fullmatch(resolve.etcd3_addr):
         out.append(source.diagnostic("E446", f"etcd3_addr must be HOST:PORT, got {resolve.etcd3_addr!r}",
                                      at + ("etcd3_addr",), "e.g. etcd.example.com:2379"))
     for key in ("experiment_name", "trial_name"):
@@ -343,7 +346,7 @@ def check_env(source: Source, exp: Experiment, out: list) -> None:
         names += [(k, ("driver", "scheduling_spec", "env_vars", k)) for k in exp.driver.scheduling_spec.env_vars]
     names += [(k, ("secrets", k)) for k in exp.secrets]
     for key, path in names:
-        if not ENV_NAME.match(key):
+        if not ENV_NAME.fullmatch(key):
             out.append(source.diagnostic("E430", f"`{key}` is not a valid environment variable name", path,
                                          "letters, digits and `_`, not starting with a digit", key=True))
         elif key in VISIBILITY_VARS:
@@ -387,14 +390,14 @@ def check_runtime(source: Source, exp: Experiment, out: list) -> None:
         out.append(source.diagnostic("E471", f"base_port {rt.base_port} {why}", ("runtime", "base_port"),
                                      "use 1024 or more (default 20000): every logical node's ports start there"))
     slurm = exp.slurm
-    if not re.match(r"^\d+\.\d+$", slurm.version):
+    if not VERSION.fullmatch(slurm.version):
         out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",
                                      ("slurm", "version"), "e.g. \"23.11\" (quoted)"))
     settings = [(("slurm", k), v) for k, v in slurm.dump(exclude_none=True).items() if isinstance(v, str)]
     settings += [(("roles", r, "slurm", k), v) for r, role in exp.roles.items() if role.slurm
                  for k, v in role.slurm.dump(exclude_none=True).items() if isinstance(v, str)]
     for path, value in settings:
-        if not value.strip() or any(c in value for c in '"\\') or any(ord(c) < 32 for c in value):
+        if not SLURM_SETTING.fullmatch(value):
             out.append(source.diagnostic("E481", f"slurm.{path[-1]} {value!r} cannot be written into an #SBATCH "
                                                  "line (empty, or a quote, backslash or control character)", path,
                                          "use the value Slurm expects, e.g. a partition name"))

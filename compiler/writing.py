@@ -35,10 +35,13 @@ def with_marker(files: dict[str, Artifact]) -> dict[str, Artifact]:
     return {**files, MARKER: Artifact(MARKER, MARKER_TEXT)}
 
 
-def write_tree(out: Path, files: dict[str, Artifact]) -> None:
-    """Write every file into a temporary folder beside `out`, then swap it in; stale files disappear.
+def write_tree(out: Path, files: dict[str, Artifact]) -> Path:
+    """Write every file into a temporary folder beside `out`, then swap it in; stale files disappear. Returns the
+    folder written: `out`, or, when `out` is a symbolic link, the folder it points to (written through the link,
+    which stays as it is, exactly as `--check` reads through it).
 
     The swap is two renames (the old tree aside, the new one in); if the second fails the old tree is put back."""
+    out = Path(os.path.realpath(out)) if out.is_symlink() else out
     files = with_marker(files)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise OutputError(f"refusing to replace {out}: it exists and was not written by areal compile "
@@ -72,6 +75,7 @@ def write_tree(out: Path, files: dict[str, Artifact]) -> None:
             raise
         if old is not None:
             shutil.rmtree(old)
+        return out
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None

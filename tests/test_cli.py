@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from helpers import BASE, EXAMPLES, ROOT, areal, write
@@ -110,3 +111,41 @@ def test_catalog_json():
     h100 = next(a for a in data if a["name"] == "GPU_8xH100")
     assert h100["devices_per_node"] == 8 and h100["visibility_env"] == "CUDA_VISIBLE_DEVICES"
     assert any(a["visibility_env"] == "ASCEND_RT_VISIBLE_DEVICES" for a in data)
+
+
+def test_every_failure_under_json_prints_the_envelope(tmp_path):
+    """Issue 24 item 8: usage errors of any command (a bad option value, a missing FILE, a bad timeout, refusing to
+    replace OUT) print the error envelope on stdout under -o json, and still exit 2 with click's text on stderr."""
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    example = str(EXAMPLES[0])
+    cases = {("validate", "-o", "json", "--target", "nomad", example): "--target",
+             ("start", "-o", "json", str(tmp_path / "missing.yaml")): "does not exist",
+             ("start", "--timeout", "-1", "--output", "json", example): "positive number of seconds",
+             ("compile", example, "--out", str(foreign), "-ojson"): "refusing to replace",
+             ("plan", "--format", "svg", "-o", "json", example): "choose one",
+             ("ps", "--output=json", "-o", "yaml"): "'yaml' is not one of",
+             ("status", "-o", "json"): "Missing argument"}
+    for args, words in cases.items():
+        result = areal(*args, env={**os.environ, "AREAL_HOME": str(tmp_path / "home")})
+        assert result.returncode == 2, (args, result.stderr.decode())
+        error = json.loads(result.stdout)["error"]
+        assert (error["code"], error["kind"], error["retryable"]) == ("usage_error", "invalid", False), args
+        assert words in error["message"] and words in result.stderr.decode(), (args, error)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    assert areal("plan", "--format", "svg", example).stdout.startswith(b"<svg")  # svg alone still draws
+    plain = areal("validate", "--target", "nomad", example)
+    assert plain.returncode == 2 and plain.stdout == b""  # without -o json: text on stderr only
+
+
+def test_catalog_says_nothing_untrue_about_any_model_gpus():
+    """Issue 24 item 11: GPU_*xANY has no model, so no typed gres and no known memory (not `gpu:None`, `0G`)."""
+    text = areal("catalog").stdout.decode()
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[1:]}
+    assert rows["GPU_8xANY"][1:] == ["8", "-", "nvidia.com/gpu", "gpu", "GPU"]
+    assert rows["GPU_8xH100"][1:] == ["8", "80G", "nvidia.com/gpu", "gpu:h100", "GPU"]
+    assert rows["CPU"][1:] == ["0", "-", "-", "-", "-"]
+    assert "None" not in text
+    data = {a["name"]: a for a in json.loads(areal("catalog", "-o", "json").stdout)["data"]["accelerators"]}
+    assert (data["GPU_8xANY"]["device_memory_gb"], data["GPU_8xANY"]["slurm_gres_type"]) == (None, None)

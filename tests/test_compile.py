@@ -105,6 +105,27 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_out_through_a_symlink_writes_into_its_folder_and_keeps_the_link(tmp_path):
+    """Issue 24 item 9: --out naming a link to a folder areal wrote earlier writes through it, as --check reads."""
+    real, link = tmp_path / "shared" / "compiled", tmp_path / "compiled"
+    assert areal("compile", str(EXAMPLE), "--out", str(real), "--target", "local,slurm").returncode == 0
+    link.symlink_to(real)
+    result = areal("compile", str(EXAMPLE), "--out", str(link), "--target", "local")
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"through the link, into {real}" in result.stderr.decode()
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert sorted(p.name for p in real.iterdir()) == [".areal-compile", "local"]  # no stale slurm/
+    assert areal("compile", str(EXAMPLE), "--out", str(link), "--target", "local", "--check").returncode == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    (tmp_path / "to-foreign").symlink_to(foreign)  # a link to a folder areal did not write is refused, as the folder
+    refused = areal("compile", str(EXAMPLE), "--out", str(tmp_path / "to-foreign"))
+    assert refused.returncode == 2 and "not written by areal compile" in refused.stderr.decode()
+    assert (foreign / "notes.txt").read_text() == "mine" and (tmp_path / "to-foreign").is_symlink()
+
+
 def test_several_inputs_get_their_own_folders(tmp_path):
     out = tmp_path / "o"
     assert areal("compile", *map(str, EXAMPLES[:2]), "--out", str(out), "--target", "local").returncode == 0

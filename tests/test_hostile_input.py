@@ -165,6 +165,32 @@ def test_a_line_break_in_a_value_keeps_one_line_per_diagnostic(tmp_path):
     assert "`GPU\\nfake.yaml" in heads[0]
 
 
+INVISIBLE = ["\u202e", "\u2066", "\u200b", "\ufeff", "\u00ad", "\U000e0041"]  # RTL override, isolate, ZWSP, BOM
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_an_invisible_character_in_a_name_is_escaped_wherever_it_is_echoed(tmp_path, char):
+    """Issue 24 item 16: a right-to-left override (or another invisible format character) in a role name, a key,
+    a colocation target or a file name reads as its escape in every message, the excerpt keeping its caret."""
+    escape = char.encode("unicode_escape").decode()
+    text = (ROOT / "examples" / "demo-cpu.yaml").read_text(encoding="utf-8")
+    role = write(tmp_path, text.replace("  rollout:\n", f"  roll{char}out:\n", 1), f"role{char}.yaml")
+    key = write(tmp_path, text.replace("compute: {", f"compute: {{ac{char}c: 1, "), f"key{char}.yaml")
+    for args in (["validate", str(role)], ["validate", str(key)], ["validate", "-o", "json", str(role)],
+                 ["start", f"{role}.missing"], ["start", "-o", "json", f"{role}.missing"]):
+        result = areal(*args, env=dict(os.environ, AREAL_HOME=str(tmp_path / "home")))
+        shown = (result.stdout + result.stderr).decode()
+        assert result.returncode in (1, 2) and char not in shown, (args, shown)
+        assert escape in shown or json.dumps(char)[1:-1] in shown, (args, shown)  # a message's, or JSON's escape
+    err = areal("validate", str(role)).stderr.decode()
+    assert f"role name `roll{escape}out` must be" in err and f"did you mean `roll{escape}out`?" in err
+    assert f"unknown key `ac{escape}c` in `compute`" in areal("validate", str(key)).stderr.decode()
+    lines = err.splitlines()
+    excerpt = lines[lines.index(next(line for line in lines if "roll?out:" in line)) + 1]
+    carets = len("roll?out") - (char == "\ufeff")  # PyYAML's reader counts no column for a BOM inside a line
+    assert excerpt.endswith("|   " + "^" * carets), excerpt  # one `?` per character: the caret still fits
+
+
 @pytest.mark.parametrize("value, described", [("1e300", "a number too large (1e+300)"),
                                               ("1.0e+400", "a number too large (inf)"),
                                               ("12345678901234567890123", "a number too large (1.23e+22)")])

@@ -3,6 +3,7 @@ verdicts on given node lists, address rules, the upload package, and the CLI's f
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -181,3 +182,89 @@ def test_submit_to_an_unreachable_cluster_fails_cleanly_without_importing_ray(tm
                            "http://127.0.0.1:9"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode not in (0, 70) and "cannot reach the Ray dashboard" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "RAY_IMPORTED=False" in proc.stderr
+
+
+class Garbage:
+    """A stand-in Ray head on 127.0.0.1 that answers each path with the given body, takes any package upload and
+    answers anything else with 404."""
+
+    def __init__(self, answers: dict):
+        import http.server
+        import threading
+
+        bodies = answers
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                uploads = self.command == "PUT" and self.path.startswith("/api/packages/")
+                body = "" if uploads else bodies.get(self.path.split("?")[0])
+                self.send_response(404 if body is None else 200)
+                self.end_headers()
+                self.wfile.write(("not found" if body is None else body).encode())
+
+            do_GET = do_POST = do_PUT = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+NODE = {"state": "ALIVE", "node_ip": "10.0.0.1", "resources_total": {"CPU": 64, "memory": 1e12}, "labels": {}}
+
+
+@pytest.mark.parametrize("answers, said", [
+    ({"/api/version": "[1, 2]"}, "answered GET /api/version with JSON that is not an object"),
+    ({"/api/version": "<html>proxy error</html>"}, "answered GET /api/version with non-JSON"),
+    ({"/api/version": '{"ray_version": 2.6}'}, "ray_version = 2.6, not a str"),
+    ({"/api/version": '{"ray_version": "2.60.0"}', "/api/v0/nodes": '{"data": {"result": {"result": 7}}}'},
+     "no list of nodes at data.result.result"),
+    ({"/api/version": '{"ray_version": "2.60.0"}',
+      "/api/v0/nodes": json.dumps({"data": {"result": {"result": [dict(NODE, resources_total={"CPU": "64"})]}}})},
+     "a node it cannot read"),
+    ({"/api/version": '{"ray_version": "2.60.0"}',
+      "/api/v0/nodes": json.dumps({"data": {"result": {"result": [NODE]}}}),
+      "/api/jobs/": '["accepted"]'}, "answered POST /api/jobs/ with JSON that is not an object"),
+])
+def test_a_malformed_answer_from_a_ray_head_is_a_clear_error_exit_1(tmp_path, answers, said):
+    """Issue 24 item 6: whatever a Ray head answers, submit says which answer it could not read and exits 1."""
+    head = Garbage(answers)
+    try:
+        demo = ROOT / "examples" / "demo-cpu.yaml"
+        env = {**os.environ, "AREAL_HOME": str(tmp_path / "home")}
+        result = areal("submit", str(demo), "--target", "ray", "--address", head.url, env=env)
+    finally:
+        head.close()
+    err = result.stderr.decode()
+    assert result.returncode == 1 and said in err and f"the Ray dashboard at {head.url}" in err, err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_status_stop_and_logs_of_a_ray_run_read_bad_answers_defensively(tmp_path):
+    sid = "areal-0123"
+    head = Garbage({f"/api/jobs/{sid}": '{"status": ["RUNNING"], "driver_exit_code": "0"}',
+                    f"/api/jobs/{sid}/stop": '{"stopped": "yes"}', f"/api/jobs/{sid}/logs": '{"logs": 42}'})
+    home = tmp_path / "home"
+    (home / "runs" / "exp").mkdir(parents=True)
+    (home / "runs" / "exp" / "t0.json").write_text(json.dumps({
+        "name": "exp/t0", "target": "ray", "target_dir": str(tmp_path), "run_dir": "",
+        "job": {"address": head.url, "submission_id": sid}}))
+    env = {**os.environ, "AREAL_HOME": str(home)}
+    try:
+        status = areal("status", "exp/t0", env=env)
+        stop = areal("stop", "exp/t0", env=env)
+        logs = areal("logs", "exp/t0", env=env)
+    finally:
+        head.close()
+    assert status.returncode == 1 and "unknown" in status.stdout.decode()
+    assert f"answered GET /api/jobs/{sid} with status = [\"RUNNING\"], not a str" in status.stdout.decode()
+    assert stop.returncode == 1 and 'stopped = "yes", not a bool' in stop.stderr.decode(), stop.stderr
+    assert logs.returncode == 1 and "logs = 42, not a str" in logs.stderr.decode(), logs.stderr
+    for result in (status, stop, logs):
+        assert b"internal error" not in result.stderr and b"Traceback" not in result.stderr

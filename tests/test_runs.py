@@ -12,66 +12,7 @@ import time
 import pytest
 
 from helpers import ROOT, areal
-
-DEMO = ROOT / "examples" / "demo-cpu.yaml"
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A private AREAL_HOME; every run still going when the test ends (pass or fail) is force-stopped."""
-    monkeypatch.setenv("AREAL_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
-    for path in (tmp_path / "home" / "runs").glob("*/*.json"):
-        areal("stop", "--force", f"{path.parent.name}/{path.stem}", timeout=60)
-
-
-def variant(tmp_path, trial: str, steps: int = 5, extra: str = "", port: int = 31000):
-    text = DEMO.read_text().replace("trial_name: trial0", f"trial_name: {trial}") \
-        .replace("--steps 5", f"--steps {steps}").replace("python3 demo/", f"python3 {ROOT}/examples/demo/") \
-        .replace("--batch-size 4", f"--batch-size 4{extra}").replace("base_port: 31000", f"base_port: {port}")
-    path = tmp_path / f"{trial}.yaml"
-    path.write_text(text)
-    return path
-
-
-def record(home, trial):
-    return json.loads((home / "runs" / "demo-cpu" / f"{trial}.json").read_text())
-
-
-def run_pids(home, trial) -> list[int]:
-    rec = record(home, trial)
-    pids = [rec["job"].get("runner_pid"), *rec["job"].get("agents", {}).values()]
-    state = home / "runs" / "demo-cpu" / trial / "run" / "state"
-    for path in state.glob("*.json"):
-        pids += [p for p in json.loads(path.read_text())["pid"].values() if p]
-    return [p for p in pids if p]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def statuses(trial):
-    envelope = json.loads(areal("status", "-o", "json", f"demo-cpu/{trial}").stdout)
-    if "data" not in envelope:  # not registered yet
-        return {}
-    data = envelope["data"]
-    return {f"{w['role']}/{w['index']}": w["status"] for w in data["workers"]}
-
+from run_helpers import DEMO, alive, home, record, run_pids, statuses, variant, wait_for  # noqa: F401 (home: a fixture)
 
 def test_demo_runs_from_any_directory_and_never_exceeds_staleness(home, tmp_path):
     result = areal("run", str(DEMO), cwd=tmp_path, env=os.environ.copy(), timeout=120)  # commands resolve beside it
@@ -89,6 +30,8 @@ def test_demo_runs_from_any_directory_and_never_exceeds_staleness(home, tmp_path
         assert e["accepted"] + e["running"] <= (s + e["version"] + 1) * bs, e
     assert not [p for p in run_pids(home, "trial0") if alive(p)]
     assert record(home, "trial0")["outcome"] == "succeeded"
+    said = areal("stop", "demo-cpu/trial0")  # issue 24 item 5: how it ended, not "already stopped"
+    assert (said.returncode, said.stdout.decode()) == (0, "demo-cpu/trial0: already ended (succeeded, exit code 0)\n")
 
 
 def test_the_drivers_exit_code_is_the_jobs_and_nothing_is_left(home, tmp_path):
@@ -149,7 +92,8 @@ def test_start_status_crash_stop_ps_logs(home, tmp_path):
     stopped = areal("stop", "demo-cpu/long", timeout=60)
     assert stopped.returncode == 0
     assert not [p for p in run_pids(home, "long") if alive(p)]
-    assert areal("stop", "demo-cpu/long").stdout.decode().strip() == "demo-cpu/long: already stopped"
+    assert re.fullmatch(r"demo-cpu/long: already ended \((failed|stopped), exit code \d+\)",
+                        areal("stop", "demo-cpu/long").stdout.decode().strip())
     runs = json.loads(areal("ps", "-a", "-o", "json").stdout)["data"]["runs"]
     assert [(r["run"], r["status"]) for r in runs] in ([("demo-cpu/long", "failed")], [("demo-cpu/long", "stopped")])
     assert json.loads(areal("ps", "-o", "json").stdout)["data"]["runs"] == []
@@ -176,6 +120,9 @@ def test_interrupting_areal_run_leaves_no_process(home, tmp_path, sig, code):
     proc.send_signal(sig)
     assert proc.wait(30) == (code if code is not None else -signal.SIGKILL)
     wait_for(lambda: not [p for p in pids if alive(p)], 15, "every process gone")
+    if sig == signal.SIGINT:  # issue 24 item 16: the last line says why it stopped, not the driver's last state
+        last = proc.stderr.read().decode().splitlines()[-1]
+        assert last == f"areal: demo-cpu/int{sig}: stopped by SIGINT, exit code 130", last
 
 
 def test_run_of_invalid_experiment_exits_1(home, tmp_path):

@@ -12,6 +12,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -353,6 +354,38 @@ def test_status_reads_every_component(tmp_path, stubs):
     with pytest.raises(runs_slurm.SlurmError) as err:
         runs_slurm.status("77", env=dict(stubs, PATH=str(fake.parent)))  # and no sacct to fall back to
     assert err.value.code == "job_not_found"
+
+
+def _status(tmp_path, stubs, printed: str) -> subprocess.CompletedProcess:
+    """`areal status` of a recorded Slurm run whose scontrol prints PRINTED (printf %b escapes)."""
+    fake = Path(stubs["PATH"].split(os.pathsep)[0]) / "scontrol"
+    fake.write_text(f"#!/bin/bash\nprintf '%b\\n' '{printed}'\n")
+    home = tmp_path / "home"
+    (home / "runs" / "stub-exp").mkdir(parents=True)
+    (home / "runs" / "stub-exp" / "t1.json").write_text(json.dumps({
+        "name": "stub-exp/t1", "target": "slurm", "target_dir": str(tmp_path), "run_dir": "",
+        "job": {"slurm_job_id": "77"}}))
+    return subprocess.run([sys.executable, "-m", "areal_compiler", "status", "stub-exp/t1"], capture_output=True,
+                          text=True, env=dict(stubs, AREAL_HOME=str(home)), timeout=60)
+
+
+@pytest.mark.parametrize("printed", [
+    "JobId=77 HetJobOffset=first JobName=e_t:rollout JobState=RUNNING ExitCode=0:0 Restarts=0",
+    "JobId=77 JobName=e_t:rollout JobState=RUNNING ExitCode=0:0 Restarts=lots",
+    "Welcome to the cluster!"])
+def test_status_of_a_run_with_unreadable_scontrol_output_is_unknown_exit_1(tmp_path, stubs, printed):
+    """Issue 24 item 6: whatever scontrol prints, `areal status` says which command printed what, reads the run as
+    unknown and exits 1 (never 70)."""
+    result = _status(tmp_path, stubs, printed)
+    assert result.returncode == 1, result.stderr
+    assert "unknown" in result.stdout.splitlines()[0] and "internal error" not in result.stderr
+    assert "scontrol -o show job 77 printed a line that is not a job record" in result.stdout, result.stdout
+
+
+def test_scontrol_output_that_is_not_utf8_is_read(tmp_path, stubs):
+    result = _status(tmp_path, stubs, "JobId=77 JobName=\\xff\\xfe JobState=RUNNING ExitCode=0:0 Restarts=0")
+    assert result.returncode == 0 and "internal error" not in result.stderr, result.stderr
+    assert result.stdout.startswith("stub-exp/t1  target slurm  running"), result.stdout
 
 
 def test_log_paths(tmp_path):

@@ -15,6 +15,7 @@ class Ended(NamedTuple):
     name: str  # role/index
     code: int
     finished_at: str  # ISO-8601 UTC from its agent's state file ("" when unknown: sorts first)
+    why: str = ""  # its agent's words when the agent could not start it (a busy port, an unreadable secret)
 
 
 class Decision(NamedTuple):
@@ -39,16 +40,22 @@ def decide(plan: Dict[str, Any], ended: List[Ended], running: int, fail_fast: bo
         failures = [e for e in failures if e.name != DRIVER]
         if failures and (driver is None or failures[0].finished_at <= driver.finished_at):
             first = failures[0]  # it failed before the driver ended (often the reason the driver ends)
-            return Decision(True, first.code, "%s failed with code %d while the driver ran" % (first.name, first.code))
+            return Decision(True, first.code, _failed(first, "%s failed with code %d while the driver ran"))
         if driver is not None:
             return Decision(True, driver.code, "the driver exited with code %d" % driver.code)
         return Decision(False, None, "the driver runs")
     if failures and (fail_fast or running == 0):
-        first = failures[0]
-        return Decision(True, first.code, "%s failed first, with code %d" % (first.name, first.code))
+        return Decision(True, failures[0].code, _failed(failures[0], "%s failed first, with code %d"))
     if running == 0:
         return Decision(False, 0, "every worker ended with code 0")
     return Decision(False, None, "%d process(es) run" % running)
+
+
+def _failed(ended: Ended, words: str) -> str:
+    """Why the job ends: the failure in WORDS (name, code), or that its agent could not start it, and why."""
+    if ended.why:
+        return "%s could not start (%s), exit code %d" % (ended.name, ended.why, ended.code)
+    return words % (ended.name, ended.code)
 
 
 def stop_stages(plan: Dict[str, Any]) -> List[List[str]]:
@@ -74,7 +81,7 @@ def ended_from_states(states: List[Dict[str, Any]], names: Optional[set] = None)
         if state.get("kind") == "forked" or (names is not None and name not in names):
             continue
         if status in ("completed", "failed") and isinstance(code, int):
-            out.append(Ended(name, code, str(state.get("finished_at") or "")))
+            out.append(Ended(name, code, str(state.get("finished_at") or ""), str(state.get("error") or "")))
     return out
 
 

@@ -118,10 +118,12 @@ class StateFile:
                 self._data["worker_heartbeat"] = {"last": iso(worker_beat_epoch), "last_epoch": worker_beat_epoch}
             self._write(durable=False)
 
-    def finish(self, status: str, exit_code: Optional[int], signal: Optional[int] = None) -> None:
+    def finish(self, status: str, exit_code: Optional[int], signal: Optional[int] = None,
+               error: Optional[str] = None) -> None:
         """Record a terminal status once; later calls keep the first one.
 
-        `signal`: the process died from this signal without the agent asking (kill -9, a segfault)."""
+        `signal`: the process died from this signal without the agent asking (kill -9, a segfault). `error`: why
+        the agent could not start it (a busy port, an unreadable secret), shown by `areal status` and `start`."""
         with self._lock:
             if self._data["status"] in TERMINAL:
                 return
@@ -129,6 +131,8 @@ class StateFile:
             self._data.update(status=status, exit_code=exit_code, finished_at=iso(now))
             if signal is not None:
                 self._data["signal"] = signal
+            if error is not None:
+                self._data["error"] = error
             self._write()
 
     def _write(self, durable: bool = True) -> None:
@@ -166,7 +170,7 @@ def derive(data: Dict[str, Any], now: Optional[float] = None, host: Optional[str
     result = {"role": data.get("role"), "index": data.get("index"), "kind": data.get("kind"),
               "state_status": status, "exit_code": data.get("exit_code"), "pid": data.get("pid"),
               "finished_at": data.get("finished_at"),
-              "message": ""}
+              "error": data.get("error"), "message": str(data.get("error") or "")}
     if status in TERMINAL:
         result["status"] = status
         if status == FAILED and data.get("signal"):  # died from a signal nobody sent it on purpose

@@ -17,8 +17,8 @@ from .children import Child, ChildTable, health_ok
 from .client import token_from_env
 from .gate import EventLog, StalenessGate
 from .contract import fork_env, own_bundle, readiness, run_trainer_argv, worker_argv, worker_env
-from .plan import (PlanError, allocated_devices, find_worker, http_url, load_plan, node_host, node_hosts,
-                   parse_worker_spec, read_secrets, runtime_settings, secret_files)
+from .plan import (DEFAULT_RUNTIME, PlanError, allocated_devices, find_worker, http_url, load_plan, node_host,
+                   node_hosts, parse_worker_spec, read_secrets, runtime_settings, secret_files)
 from .policy import is_declared
 
 ROLE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # also keeps state and log paths inside the run dir
@@ -383,7 +383,10 @@ class Supervisor:
 
 def supervise(plan_path: str, worker: str, run_dir: str, log_path: Optional[str] = None,
               environ: Optional[Dict[str, str]] = None, own_process: bool = False) -> int:
-    """Run one planned worker under the agent until it ends; returns its exit code (2: unusable set-up)."""
+    """Run one planned worker under the agent until it ends; returns its exit code (2: unusable set-up, which is
+    recorded as the worker's failed state with its cause, so `areal status` and `start` can say why)."""
+    role: Optional[str] = None
+    index = 0
     try:
         plan = load_plan(plan_path, environ)
         role, index = parse_worker_spec(worker, os.environ if environ is None else environ)
@@ -397,4 +400,17 @@ def supervise(plan_path: str, worker: str, run_dir: str, log_path: Optional[str]
         return Supervisor(plan, plan_path, role, index, run_dir, log_path, environ, own_process).run(token)
     except PlanError as exc:
         sys.stderr.write("areal-agent: error: %s\n" % exc)
+        if role is not None and ROLE_NAME.match(role):
+            _setup_failed(state_path(os.path.abspath(run_dir), role, index), role, index, str(exc))
         return 2
+
+
+def _setup_failed(path: str, role: str, index: int, error: str) -> None:
+    """The worker's state when its agent could not start it: failed with exit code 2 and the cause (a state
+    already written, e.g. by a worker that ran, is kept)."""
+    if os.path.exists(path):
+        return
+    try:
+        StateFile(path, role, index, "worker", DEFAULT_RUNTIME).finish(FAILED, 2, error=error)
+    except OSError as exc:
+        sys.stderr.write("areal-agent: cannot record the failure in %s: %s\n" % (path, exc))

@@ -1,13 +1,9 @@
-"""Pictures of a plan for people: a text placement map (nodes x devices) and an SVG grid for PR descriptions.
+"""The plan in words for people: the placement map and roles table of `areal plan`, and a role in one line.
 
-Called by `areal plan`; reads only the plan."""
+Called by `areal plan`; `describe`, `ranges` and `plural` also by the picture (plan/picture.py) and `areal diff`."""
 from __future__ import annotations
 
-from html import escape
-
-from areal_compiler.plan.model import Plan
-
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
+from areal_compiler.plan.model import DRIVER, Plan, RolePlan
 
 
 def device_map(plan: Plan) -> dict[tuple[int, int], list[str]]:
@@ -45,7 +41,7 @@ def text(plan: Plan) -> str:
                      else f"runs inside {role.colocated_with}'s processes")
         else:
             where = "own devices" if role.devices_per_worker else "no devices"
-        nodes = ",".join(map(str, role.nodes)) if len(role.nodes) <= 4 else f"{role.nodes[0]}-{role.nodes[-1]}"
+        nodes = ranges(role.nodes)
         lines.append(f"{name:<16} {role.kind:<10} {role.backend or '-':<9} {role.workers:>7} {devices:>7}  "
                      f"{nodes:<12} {where}")
     if plan.gate:
@@ -56,34 +52,35 @@ def text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def svg(plan: Plan) -> str:
-    per_node = max(1, plan.accelerator["devices_per_node"])
-    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(plan.roles)}
-    cell_w, cell_h, left, top = 104, 46, 70, 40
-    width = left + per_node * cell_w + 10
-    height = top + plan.nodes * cell_h + 30 + 18 * len(plan.roles)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="monospace" font-size="11">',
-           f'<text x="4" y="16" font-size="13">{escape(plan.experiment_name)}/{escape(plan.trial_name)} '
-           f'({escape(plan.accelerator["name"])}, {plan.nodes} node(s))</text>']
-    cells = device_map(plan)
-    for node in range(plan.nodes):
-        y = top + node * cell_h
-        out.append(f'<text x="4" y="{y + 26}">node {node}</text>')
-        for device in range(per_node):
-            x = left + device * cell_w
-            here = cells.get((node, device), [])
-            fill = colors[here[0].split("/")[0]] if here else "#eeeeee"
-            out.append(f'<rect x="{x}" y="{y}" width="{cell_w - 4}" height="{cell_h - 4}" rx="4" fill="{fill}"/>')
-            for i, label in enumerate(here[:3] or [f"dev {device} free"]):
-                out.append(f'<text x="{x + 4}" y="{y + 14 + 12 * i}" fill="{"#000" if not here else "#fff"}">'
-                           f'{escape(label)}</text>')
-    y = top + plan.nodes * cell_h + 14
-    for name, role in plan.roles.items():
-        out.append(f'<rect x="4" y="{y - 10}" width="10" height="10" fill="{colors[name]}"/>'
-                   f'<text x="20" y="{y}">{escape(name)}: {role.workers} x {role.devices_per_worker} '
-                   f'{escape(role.backend or role.kind)}'
-                   f'{escape(" on " + role.colocated_with) if role.colocated_with else ""}</text>')
-        y += 18
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+def ranges(numbers) -> str:
+    """Sorted numbers as short runs: [0, 1, 2, 3, 6] -> "0-3,6"."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 'es' if word.endswith('s') else 's'}"
+
+
+def describe(name: str, role: RolePlan) -> str:
+    """A role in one line, in the words of the roles table: "inference sglang, 4 workers x 2 devices = 8 devices
+    on node 0" (used by the picture's legend and by `areal diff` for roles added or removed)."""
+    n = role.workers
+    if role.colocated_with and role.fork:
+        what = f"forked onto {role.colocated_with}, {plural(n, 'process')}"
+    elif role.colocated_with:
+        what = f"runs inside {role.colocated_with}'s processes (none of its own)"
+    elif name == DRIVER:
+        what = "the job ends when it exits; 1 process, no device"
+    elif role.devices_per_worker:
+        d = role.devices_per_worker
+        what = (f"{plural(n, 'worker')} x {plural(d, 'device')} = {plural(n * d, 'device')} on "
+                f"node{'s' * (len(role.nodes) != 1)} {ranges(role.nodes)}")
+    else:
+        what = f"{plural(n, 'worker')}, no device"
+    return f"{role.kind} {role.backend}, {what}" if role.backend else f"{role.kind}, {what}"

@@ -48,6 +48,7 @@ class RunBackend:
 
     target = ""
     follow_poll = 2.0  # seconds between looks at a remote scheduler while following logs
+    scheduler_logs: tuple[str, ...] = ()  # the scheduler's own logs `areal logs RUN NAME` also shows (`batch/out`)
 
     def submit(self, folder: Path, record, dry_run: bool = False, address: str | None = None) -> dict:
         """Start or submit the compiled target folder and fill `record.job` and `record.run_dir`; with
@@ -67,8 +68,14 @@ class RunBackend:
         raise NotImplementedError
 
     def stop(self, record, force: bool) -> str:
-        """Ask the run to stop; returns what was done, in words (`already stopped`, `stopped`, ...)."""
+        """Ask the run to stop; returns what was done, in words (`stopped`, `already ended (succeeded, exit code
+        0)`, ...); words starting with `still` mean it has not stopped yet (the command exits 1)."""
         raise NotImplementedError
+
+    def stop_unrecorded(self, name: str, force: bool) -> str | None:
+        """Stop what this target can find of run NAME when its record cannot be read (what was done, in words);
+        None when it finds nothing (a cluster job cannot be found without its record)."""
+        return None
 
     def details(self, record) -> dict:
         """Target-specific facts for `areal status` (e.g. the Slurm job's components); {} by default."""
@@ -93,6 +100,12 @@ class RunBackend:
             return {}
         return {f"{p.parent.name}/{p.stem}": p for p in sorted(folder.glob("*/*.log"))}
 
+    def log_names(self, record) -> list[str]:
+        """Every name `areal logs RUN NAME` shows: the planned workers and forked children (by the plan, so before
+        any log exists), the logs found (forks the plan does not name), the scheduler's own logs."""
+        found = [n for n in self.log_files(record) if "/" in n]
+        return list(dict.fromkeys(process_names(_plan(record.target_dir)) + found + list(self.scheduler_logs)))
+
     def logs(self, record, worker: str | None, tail: int | None, follow: bool, load) -> Iterator[tuple[str, str]]:
         """(worker, line) pairs; with follow, new lines until the run is terminal (`load()` rereads the record)."""
         from areal_compiler.runs.view import LogTail
@@ -106,6 +119,30 @@ class RunBackend:
             if state.terminal:
                 return
             time.sleep(self.follow_poll if state in (RunState.PENDING, RunState.UNKNOWN) else 0.2)
+
+
+def process_names(plan: dict) -> list[str]:
+    """role/index of every planned process of a plan (plan.json): each worker, then the children forked beside it."""
+    workers = plan.get("workers") if isinstance(plan, dict) else None
+    return [f"{p.get('role')}/{p.get('index')}" for w in (workers if isinstance(workers, list) else [])
+            if isinstance(w, dict) for p in [w, *(w.get("forks") or [])] if isinstance(p, dict)]
+
+
+def _plan(target_dir: str) -> dict:
+    import json
+
+    try:
+        return json.loads((Path(target_dir) / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def ended_words(record, state: RunState) -> str:
+    """What `areal stop` says of a run with nothing left to stop: how it ended, or that nothing of it runs."""
+    if not state.terminal:
+        return f"nothing of it runs (state {state.value})"
+    return f"already ended ({state.value}" + ("" if record.exit_code is None else f", exit code {record.exit_code}") \
+        + ")"
 
 
 def backend_for(target: str) -> RunBackend:

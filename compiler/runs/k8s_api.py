@@ -19,25 +19,65 @@ KINDS = {
 
 def connect(address: str | None = None):
     """An ApiClient from $KUBECONFIG (or ~/.kube/config), else the in-cluster service account; `address`
-    overrides the server."""
+    overrides the server. A kubeconfig that is missing or broken is named, with where it is broken."""
     try:
         import kubernetes
     except ImportError:
         raise OperatorError("client_missing", "the Kubernetes verbs need the kubernetes client: "
                                               "pip install 'areal-compile[kubernetes]'") from None
-    try:
-        # $KUBECONFIG read now: the client reads it once, at import
-        client = kubernetes.config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None)
-    except (kubernetes.config.ConfigException, OSError, TypeError, ValueError):
+    files = _kubeconfig_files()
+    if files:
+        try:
+            # read now, not from the client's module-level default (it reads $KUBECONFIG once, at import)
+            client = kubernetes.config.new_client_from_config(config_file=os.pathsep.join(files))
+        except (kubernetes.config.ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise OperatorError("bad_kubeconfig", f"{os.pathsep.join(files)} is not a usable kubeconfig: {exc}",
+                                "invalid") from None
+    else:
         try:
             kubernetes.config.load_incluster_config()
             client = kubernetes.client.ApiClient()
         except kubernetes.config.ConfigException:
-            raise OperatorError("no_kubeconfig", "no Kubernetes credentials: set KUBECONFIG (or ~/.kube/config) "
-                                                 "or run inside a pod with a service account", "unavailable") from None
+            raise OperatorError("no_kubeconfig", "no Kubernetes credentials: set KUBECONFIG (or create "
+                                                 "~/.kube/config) or run inside a pod with a service account",
+                                "unavailable") from None
     if address:
         client.configuration.host = address
     return client
+
+
+def _kubeconfig_files() -> list[str]:
+    """The kubeconfig files to read, each checked to be a YAML mapping: $KUBECONFIG's (a list, like kubectl's: the
+    files that exist), else ~/.kube/config if it exists; [] for none (then the in-cluster account)."""
+    import yaml
+
+    named = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if named:
+        files = [p for p in named if os.path.isfile(os.path.expanduser(p))]
+        if not files:
+            raise OperatorError("no_kubeconfig", f"KUBECONFIG names {', '.join(named)}, which "
+                                                 f"{'does' if len(named) == 1 else 'do'} not exist: point it at "
+                                                 "your cluster's kubeconfig", "not_found")
+    else:
+        default = os.path.expanduser("~/.kube/config")
+        files = [default] if os.path.isfile(default) else []
+    for path in files:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OperatorError("bad_kubeconfig", f"cannot read the kubeconfig {path}: {exc}", "invalid") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            raise OperatorError("bad_kubeconfig", f"{where}: the kubeconfig is not valid YAML "
+                                                  f"({getattr(exc, 'problem', None) or exc}): fix it or point "
+                                                  "KUBECONFIG at another", "invalid") from None
+        if not isinstance(data, dict):
+            held = "nothing" if data is None else f"a {type(data).__name__}"
+            raise OperatorError("bad_kubeconfig", f"{path}: a kubeconfig is a mapping (clusters, users, contexts), "
+                                                  f"this file holds {held}", "invalid")
+    return files
 
 
 class Api:
@@ -66,22 +106,45 @@ class Api:
             raise OperatorError("api_unreachable", f"the Kubernetes API server at {self.client.configuration.host} "
                                                    f"did not answer: {exc}", "unavailable", retryable=True) from None
         if resp.status >= 400:
-            raise _error(resp.status, data, verb, kind, name, self.namespace)
-        return data if raw else json.loads(data or "{}")
+            raise _error(resp.status, data, verb, kind, name, self, sub)
+        if raw:
+            return data
+        try:
+            answer = json.loads(data or "{}")
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise self.bad_answer(f"{verb} {kind.lower()} {name}".strip(), f"not a JSON object: {data[:200]!r}")
+        return answer
 
     def items(self, kind: str, selector: str) -> list[dict]:
-        return self.call("list", kind, query={"labelSelector": selector}).get("items") or []
+        """The listed objects; each must be an object with a metadata.name, as every Kubernetes list item is."""
+        items = self.call("list", kind, query={"labelSelector": selector}).get("items") or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("metadata"), dict)
+                                                  and isinstance(i["metadata"].get("name"), str) for i in items):
+            raise self.bad_answer(f"list {KINDS[kind][1]}", f"items that are not objects with a name: {items!r:.200}")
+        return items
+
+    def bad_answer(self, request: str, what: str) -> OperatorError:
+        """The server answered something no Kubernetes API server sends: said, never a traceback."""
+        return OperatorError("bad_answer", f"the Kubernetes API server at {self.client.configuration.host} answered "
+                                           f"`{request}` in namespace {self.namespace} with {what}: is that address "
+                                           "a Kubernetes API server?", "unavailable")
 
 
-def _error(status: int, body: str, verb: str, kind: str, name: str, namespace: str) -> OperatorError:
+def _error(status: int, body: str, verb: str, kind: str, name: str, api: Api, sub: str = "") -> OperatorError:
+    """The API server's refusal, in its own words, with what it means for the user."""
     try:
         message = json.loads(body or "{}").get("message") or body
-    except (ValueError, AttributeError):
-        message = body
-    what = f"{kind.lower()} {name}".strip()
-    plural = KINDS[kind][1]
-    if status in (401, 403):
-        return OperatorError("forbidden", f"the API server refused to {verb} {what} in namespace {namespace} "
+    except (ValueError, AttributeError):  # not a Kubernetes Status: the body as it came
+        message = body[:300]
+    what, namespace = f"{kind.lower()} {name}".strip(), api.namespace
+    request, plural = f"{verb} {what}", KINDS[kind][1] + (f"/{sub}" if sub else "")
+    if status == 401:
+        return OperatorError("unauthorized", f"the API server did not accept the credentials of the kubeconfig "
+                                             f"(HTTP 401) to {request}: renew them: {message}", "denied")
+    if status == 403:
+        return OperatorError("forbidden", f"the API server refused to {request} in namespace {namespace} "
                                           f"(needs verb `{verb}` on `{plural}`; see rbac.example.yaml): {message}",
                              "denied")
     if status == 404:
@@ -93,5 +156,6 @@ def _error(status: int, body: str, verb: str, kind: str, name: str, namespace: s
                                        f"(areal stop) or delete it: {message}", "conflict")
     if status in (400, 422):
         return OperatorError("rejected", f"the API server rejected {what}: {message}", "invalid")
-    return OperatorError("api_error", f"{verb} {what} in namespace {namespace}: HTTP {status}: {message}",
+    return OperatorError("api_error", f"the Kubernetes API server at {api.client.configuration.host} answered "
+                                      f"`{request}` in namespace {namespace} with HTTP {status}: {message}",
                          "unavailable", retryable=status >= 500)

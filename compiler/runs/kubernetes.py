@@ -1,12 +1,14 @@
 """Running a compiled Kubernetes folder: submit (token Secret, then the manifests), state, details, logs, stop.
 
 Called by the operator verbs through the target registry (`areal submit --target kubernetes`, status, logs, stop).
-Talks to the API server with the `kubernetes` client (runs/k8s_api.py, imported only here); tested against a
-stand-in API server (tests/kubernetes/standin.py), since no real one can run on the development machines."""
+Talks to the API server with the `kubernetes` client (runs/k8s_api.py, imported only here); tested against a real
+control plane (tests/kubernetes/cluster.sh: Kubernetes' API server, controllers and scheduler, the JobSet controller).
+Answers are read defensively: one of a shape no API server sends is an OperatorError naming the server."""
 from __future__ import annotations
 
 import json
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -15,7 +17,11 @@ import yaml
 from areal_compiler.runs.base import OperatorError, RunBackend, RunState
 
 ORDER = ("ConfigMap", "Service", "StatefulSet", "JobSet")  # what a submit creates, in this order
-STOP_ORDER = ("JobSet", "StatefulSet", "Service", "ConfigMap", "Secret")
+STOPS = {"JobSet": ("JobSet", "ConfigMap", "Secret"),  # what a stop deletes, per workload, in this order
+         "StatefulSet": ("StatefulSet", "Service", "ConfigMap", "Secret")}
+PHASES = {"Pending": "pending", "Running": "running", "Succeeded": "completed", "Failed": "failed"}
+INDEX_LABELS = ("batch.kubernetes.io/job-completion-index", "apps.kubernetes.io/pod-index")
+DRIVER_COMPONENT = "driver"
 
 
 def _read(folder: Path) -> tuple[dict, list[dict]]:
@@ -55,13 +61,14 @@ class Backend(RunBackend):
                  "metadata": {"name": f"{name}-agent-token", "namespace": namespace,
                               "labels": {k: v for k, v in labels.items() if k.startswith("app.kubernetes.io/")}},
                  "stringData": {"token": secrets.token_hex(32)}}
-        created = []
+        created, mine = [], []  # every object of the run; those this submit created
         for obj in [token] + objs:
             try:
                 api.call("create", obj["kind"], body=obj, query=query)
+                mine.append(obj)
             except OperatorError as exc:
                 if not (exc.code == "exists" and obj["kind"] == "ConfigMap"):  # content-named: the same bytes
-                    raise
+                    raise _undone(api, [] if dry_run else mine, exc) from None
             created.append(f"{obj['kind']}/{obj['metadata']['name']}")
         if dry_run:
             return {"verdict": f"the API server would accept {', '.join(created)} (server-side dry run)",
@@ -72,6 +79,10 @@ class Backend(RunBackend):
         return {"namespace": namespace, "name": name, "objects": created}
 
     def _workload(self, api, record) -> dict | None:
+        """The JobSet (None once deleted); a StatefulSet run has one StatefulSet per component, none named after
+        the run: {} while any of them is there."""
+        if record.job["workload"] == "StatefulSet":
+            return {} if api.items("StatefulSet", record.job["selector"]) else None
         try:
             return api.call("get", record.job["workload"], record.job["name"])
         except OperatorError as exc:
@@ -88,14 +99,16 @@ class Backend(RunBackend):
             api = self._api(record)
             workload = self._workload(api, record)
             pods = api.items("Pod", record.job["selector"])
+            with _answer(api, f"get {record.job['workload'].lower()} {record.job['name']}"):
+                state = _state(workload, pods)
+                exit_code = _driver_exit(pods)
         except OperatorError:
             return RunState.UNKNOWN
-        state = _state(workload, pods)
         if state.terminal:
             from areal_compiler.runs.registry import save
 
             record.outcome = state.value
-            record.exit_code = _driver_exit(pods) if state != RunState.STOPPED else None
+            record.exit_code = exit_code if state != RunState.STOPPED else None
             save(record)
         return state
 
@@ -106,9 +119,14 @@ class Backend(RunBackend):
             api = self._api(record)
             workload = self._workload(api, record) or {}
             pods = api.items("Pod", record.job["selector"])
-            events = api.call("list", "Event").get("items") or []
+            events = api.items("Event", "")
+            with _answer(api, f"get {record.job['workload'].lower()} {record.job['name']}"):
+                return self._details(record, workload, pods, events)
         except OperatorError as exc:
             return {"error": exc.message}
+
+    @staticmethod
+    def _details(record, workload: dict, pods: list[dict], events: list[dict]) -> dict:
         names = {p["metadata"]["name"] for p in pods} | {record.job["name"]}
         mine = [e for e in events if any(e.get("involvedObject", {}).get("name", "").startswith(n) for n in names)]
         status = workload.get("status") or {}
@@ -120,23 +138,35 @@ class Backend(RunBackend):
                             "reason": e.get("reason"), "message": e.get("message")} for e in mine[-20:]],
                 "driver_exit_code": _driver_exit(pods)}
 
+    def workers(self, record) -> list[dict]:
+        """One row per pod, the driver first: its component and index, pending/running/completed/failed, exit code,
+        and why it waits (the scheduler's reason, a container's waiting reason) or how it ended."""
+        if not record.job.get("name"):
+            return []
+        try:
+            api = self._api(record)
+            with _answer(api, "list pods"):
+                return sorted((_worker_row(p) for p in api.items("Pod", record.job["selector"])),
+                              key=lambda r: (r["role"] != DRIVER_COMPONENT, r["role"], r["index"]))
+        except OperatorError:
+            return []  # details() says why
+
     def stop(self, record, force: bool) -> str:
-        """Delete every object of the run by its label (pods get SIGTERM and their grace period)."""
+        """Delete every object of the run by its label (pods get SIGTERM and their grace period); only the kinds
+        its workload has, which are all rbac.example.yaml grants."""
         api = self._api(record)
         deleted = []
-        for kind in STOP_ORDER:
+        for kind in STOPS[record.job["workload"]]:
             for obj in api.items(kind, record.job["selector"]):
                 api.call("delete", kind, obj["metadata"]["name"], query={"propagationPolicy": "Background"})
                 deleted.append(f"{kind}/{obj['metadata']['name']}")
         return f"deleted {', '.join(deleted)}" if deleted else "already stopped"
 
     def log_files(self, record) -> dict[str, Path]:
-        """Pods stand in for files: a non-empty answer tells the CLI there is something to read."""
-        try:
-            return {p["metadata"]["name"]: Path(p["metadata"]["name"])
-                    for p in self._api(record).items("Pod", record.job["selector"])}
-        except OperatorError:
-            return {}
+        """Pods stand in for files: a non-empty answer tells the CLI there is something to read (a cluster that
+        cannot be read is an OperatorError that says why)."""
+        return {p["metadata"]["name"]: Path(p["metadata"]["name"])
+                for p in self._api(record).items("Pod", record.job["selector"])}
 
     def logs(self, record, worker: str | None, tail: int | None, follow: bool, load) -> Iterator[tuple[str, str]]:
         """Each pod's log through the API; node pods prefix every line `ROLE/INDEX | `, the driver's pod is
@@ -146,15 +176,64 @@ class Backend(RunBackend):
                                                  f"{record.job['selector']} -n {record.job['namespace']}")
         api = self._api(record)
         for pod in sorted(api.items("Pod", record.job["selector"]), key=lambda p: p["metadata"]["name"]):
-            component = pod["metadata"].get("labels", {}).get("areal/component")
+            with _answer(api, "list pods"):
+                if (pod.get("status") or {}).get("phase", "Pending") == "Pending":
+                    continue  # no container has run yet: no log to read
+                component = (pod["metadata"].get("labels") or {}).get("areal/component")
             text = api.call("get", "Pod", pod["metadata"]["name"], sub="log", raw=True)
             rows = [_split(line, component) for line in text.splitlines()]
             rows = [r for r in rows if not worker or worker in (r[0], r[0].partition("/")[0])]
             yield from rows[-tail:] if tail else rows if tail is None else []
 
 
+@contextmanager
+def _answer(api, request: str):
+    """Reading what the API server answered `request`: a field of a shape Kubernetes never sends is the server's
+    fault, said as such (exit 1), never a traceback."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise api.bad_answer(request, f"an object Kubernetes would not send ({type(exc).__name__}: {exc})") from None
+
+
+def _undone(api, created: list[dict], exc: OperatorError) -> OperatorError:
+    """A submit refused part-way: delete what it had created, so a refused submit leaves nothing behind."""
+    removed, left = [], []
+    for obj in reversed(created):
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        try:
+            api.call("delete", obj["kind"], obj["metadata"]["name"])
+            removed.append(name)
+        except OperatorError:
+            left.append(name)
+    note = (f" (deleted what this submit had created: {', '.join(removed)})" if removed else "") + \
+        (f" (could not delete {', '.join(left)}: delete them by hand)" if left else "")
+    return OperatorError(exc.code, exc.message + note, exc.kind, exc.retryable)
+
+
+def _worker_row(pod: dict) -> dict:
+    labels, status = pod["metadata"].get("labels") or {}, pod.get("status") or {}
+    index = next((labels[k] for k in INDEX_LABELS if k in labels), "0")
+    return {"role": labels.get("areal/component", "-"), "index": int(index), "pod": pod["metadata"]["name"],
+            "status": PHASES.get(status.get("phase"), "unknown"), "heartbeat_age": None,
+            "exit_code": _exit_code(pod), "message": _why(pod)}
+
+
+def _why(pod: dict) -> str:
+    """Why a pod waits (the scheduler's reason, a container's waiting reason) or how it ended."""
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return f"unschedulable: {c.get('message') or c.get('reason')}"
+    for c in _containers(pod):
+        state = c.get("state") or {}
+        for key in ("waiting", "terminated"):
+            if (state.get(key) or {}).get("reason"):
+                return " ".join(filter(None, (state[key]["reason"], state[key].get("message"))))
+    return ""
+
+
 def _split(line: str, component: str | None) -> tuple[str, str]:
-    if component == "driver":
+    if component == DRIVER_COMPONENT:
         return "driver/0", line
     who, sep, rest = line.partition(" | ")
     return (who, rest) if sep and "/" in who else (f"{component}/-", line)
@@ -177,13 +256,18 @@ def _pod_row(pod: dict) -> dict:
             "phase": (pod.get("status") or {}).get("phase"), "containers": rows}
 
 
+def _exit_code(pod: dict) -> int | None:
+    for c in _containers(pod):
+        code = ((c.get("state") or {}).get("terminated") or {}).get("exitCode")
+        if code is not None:
+            return int(code)
+    return None
+
+
 def _driver_exit(pods: list[dict]) -> int | None:
     for pod in pods:
-        if pod["metadata"].get("labels", {}).get("areal/component") == "driver":
-            for c in _containers(pod):
-                code = ((c.get("state") or {}).get("terminated") or {}).get("exitCode")
-                if code is not None:
-                    return int(code)
+        if pod["metadata"].get("labels", {}).get("areal/component") == DRIVER_COMPONENT:
+            return _exit_code(pod)
     return None
 
 
@@ -197,6 +281,7 @@ def _state(workload: dict | None, pods: list[dict]) -> RunState:
     if conditions.get("Failed") == "True":
         return RunState.FAILED
     phases = [(p.get("status") or {}).get("phase") for p in pods]
-    if not phases or any(ph == "Pending" for ph in phases) and not any(ph == "Running" for ph in phases):
+    unplaced = any(_why(p).startswith("unschedulable") for p in pods)  # the gang waits for room
+    if not phases or unplaced or any(ph == "Pending" for ph in phases) and not any(ph == "Running" for ph in phases):
         return RunState.PENDING
     return RunState.RUNNING if all(ph in ("Running", "Succeeded") for ph in phases) else RunState.STARTING

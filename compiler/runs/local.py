@@ -19,7 +19,9 @@ from areal_compiler.agent.outcome import Decision, Ended, decide, exit_code_of, 
 from areal_compiler.agent.plan import devices_apart, host_devices
 from areal_compiler.agent.procs import exit_code
 from areal_compiler.agent.state import read_run
-from areal_compiler.runs.base import OperatorError, RunBackend, RunState
+from areal_compiler.printing import now_iso
+from areal_compiler.runs import local_procs as procs
+from areal_compiler.runs.base import OperatorError, RunBackend, RunState, ended_words, process_names
 from areal_compiler.runs.paths import machine_run_dir
 from areal_compiler.runs.registry import RunRecord, load, save
 
@@ -132,7 +134,8 @@ class Runner:
                 self.agents[proc["name"]] = subprocess.Popen(
                     argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=agent_log, stderr=subprocess.STDOUT,
                     start_new_session=True, preexec_fn=_die_with_parent)
-        self.record.job = {"runner_pid": os.getpid(), "agents": {n: p.pid for n, p in self.agents.items()}}
+        self.record.job = {"runner_pid": os.getpid(), "runner_start": procs.started(os.getpid()),
+                           "agents": {n: p.pid for n, p in self.agents.items()}}
         save(self.record)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -158,30 +161,51 @@ class Runner:
     def _on_signal(self, signum, frame) -> None:
         self.stop_signal = signum
 
-    def _collect(self) -> None:
+    def _collect(self, whole: bool) -> list[dict]:
+        """Notice agents that ended (in the order they really ended, with their agents' words when they could
+        not start their process); returns every process's state when WHOLE or an agent ended, else [] (a run's
+        state files are hundreds: read at every poll they were most of the runner's work)."""
         ended = [name for name, proc in self.agents.items() if name not in self.codes and proc.poll() is not None]
-        if not ended:  # the state files are read only when an agent ended (hundreds of them, every poll)
-            return
-        finished = {f"{r.get('role')}/{r.get('index')}": str(r.get("finished_at") or "~") for r in _rows(self.run_dir)}
-        for name in sorted(ended, key=lambda n: finished.get(n, "~")):  # the order they really ended
+        if not ended and not whole:
+            return []
+        rows = _rows(self.run_dir)
+        by_name = {f"{r.get('role')}/{r.get('index')}": r for r in rows if r.get("kind") != "forked"}
+        finished = {name: str(r.get("finished_at") or "~") for name, r in by_name.items()}
+        for name in sorted(ended, key=lambda n: finished.get(n, "~")):
             code = exit_code(self.agents[name].returncode)
             self.codes[name] = code
             if self.stages is None:
-                self.ended.append(Ended(name, code, finished.get(name, "~")))
+                why = str(by_name.get(name, {}).get("error") or "")
+                self.ended.append(Ended(name, code, finished.get(name, "~"), why))
             if self.view:
                 self.view.exited(name, code, stopped=self.stages is not None)
+        return rows
+
+    def _note(self, **facts) -> None:
+        """Add FACTS to the record's job (what `status` and `ps` read while the runner works)."""
+        try:
+            record = load(self.record.name)
+        except OperatorError:
+            return  # a record made unreadable under the runner: it is kept as it is for inspection
+        record.job.update(facts)
+        save(record)
 
     def watch(self) -> None:
         fail_fast = bool(self.launch["fail_fast"])
-        since = None
+        planned = len(process_names(self.plan))
+        since, running = None, False
         while len(self.codes) < len(self.agents):
-            self._collect()
+            rows = self._collect(whole=not running)
             if self.stages is None:
                 self.decision = decide(self.plan, self.ended, len(self.agents) - len(self.codes), fail_fast)
                 if self.decision.stop or self.stop_signal is not None:
                     since = time.monotonic()
+                    self._note(stopping=self.decision.reason if self.decision.stop else _stopped_by(self.stop_signal))
                     if self.view:
                         self.view.say(f"areal: {self.decision.reason if self.decision.stop else 'stopping'}")
+                elif not running and len(rows) >= planned and all(r.get("status") != "starting" for r in rows):
+                    running = True  # every process has started (ready, or ended already): from now on `running`
+                    self._note(running_since=now_iso())
             if self.stages is not None or since is not None:
                 stuck = time.monotonic() - since > (self.grace + 2) * 3 + 5
                 self.stop(signal.SIGKILL if stuck else signal.SIGTERM)
@@ -194,7 +218,7 @@ class Runner:
         try:
             self.start(self.prepare())
             if self.view:
-                self.view.started(self.agents)
+                self.view.started(self.agents, process_names(self.plan))
             self.watch()
         finally:
             for name, proc in self.agents.items():  # whatever happened above: nothing outlives the runner
@@ -208,13 +232,18 @@ class Runner:
         if self.decision.exit_code is None and self.stop_signal is None:
             self.decision = decide(self.plan, self.ended, 0, True)
         outcome, code = exit_code_of(self.decision, self.stop_signal)
+        reason = _stopped_by(self.stop_signal) if outcome == RunState.STOPPED.value else self.decision.reason
         self.record = load(self.record.name)
         self.record.outcome, self.record.exit_code = outcome, code
-        self.record.job = {**self.record.job, "exit_codes": self.codes, "reason": self.decision.reason}
+        self.record.job = {**self.record.job, "exit_codes": self.codes, "reason": reason}
         save(self.record)
         if self.view:
-            self.view.finished(outcome, code, self.decision.reason)
+            self.view.finished(outcome, code, reason)
         return code
+
+
+def _stopped_by(signum: int | None) -> str:
+    return f"stopped by {signal.Signals(signum).name}" if signum else "stopped"
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -224,40 +253,13 @@ def _rows(run_dir: Path) -> list[dict]:
         return []
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _runs(pid, marker: bytes) -> bool:
-    """The pid is alive AND is still our process (its command line names `marker`): pids get reused."""
-    if not pid_alive(pid):
-        return False
-    try:
-        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _runner_alive(record: RunRecord) -> bool:
-    return _runs(record.job.get("runner_pid"), b"areal_compiler")
-
-
-def _live_agents(record: RunRecord) -> list[int]:
-    agents = record.job.get("agents")
-    return [pid for pid in (agents.values() if isinstance(agents, dict) else []) if _runs(pid, b"agent.pyz")]
-
-
 class Backend(RunBackend):
     target = "local"
 
     def submit(self, folder: Path, record: RunRecord, dry_run: bool = False, address: str | None = None) -> dict:
-        """Start the runner detached (what `areal start` does); dry_run only checks the folder."""
+        """Start the runner detached (what `areal start` does); dry_run only checks the folder. The runner starts
+        nothing before its pid is on record (it waits for its stdin to close), so whatever comes next (a start
+        that times out, `areal stop`) finds it and everything it starts."""
         read_launch(folder)
         if dry_run:
             return {"accepted": True, "verdict": "the local target runs on this machine"}
@@ -268,8 +270,16 @@ class Backend(RunBackend):
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as fh:
             runner = subprocess.Popen([sys.executable, "-m", "areal_compiler.runs.local", record.name],
-                                      stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.PIPE, stdout=fh, stderr=subprocess.STDOUT,
                                       start_new_session=True, cwd=record.workdir or None)
+        record.job = {"runner_pid": runner.pid, "runner_start": procs.started(runner.pid)}
+        try:
+            save(record)
+        except BaseException:
+            runner.kill()  # it has started nothing yet: it must not start under a record that does not name it
+            raise
+        finally:
+            runner.stdin.close()
         return {"runner_pid": runner.pid, "runner_log": str(log)}
 
     def run(self, record: RunRecord, stream_logs: bool) -> int:
@@ -294,52 +304,91 @@ class Backend(RunBackend):
             if bad or record.outcome or time.monotonic() > deadline:
                 break
             time.sleep(POLL)
+        for _ in range(int(DECIDE / POLL)):  # a failure the runner ends the job for is the job's (failed, its code)
+            if not bad or record.outcome or record.job.get("stopping"):
+                break
+            time.sleep(POLL)
+            record = load(record.name)
         problem = _start_problem(record, rows, bad, timeout)
-        stopped = self.stop(load(record.name), force=True)
-        raise OperatorError("start_failed", f"{record.name}: {problem}; the run was {stopped.replace('already ', '')}",
-                            "run")
-
+        said = self.stop(load(record.name), force=True)
+        final = load(record.name)
+        if said.startswith("still"):
+            end = said
+        elif final.outcome == RunState.STOPPED.value:
+            end = "the run was stopped"
+        else:
+            end = f"the run {final.outcome} (exit code {final.exit_code})"
+        raise OperatorError("start_failed", f"{record.name}: {problem}; {end}", "run")
 
     def state(self, record: RunRecord) -> RunState:
+        """`starting` until every process has started once (ready, or ended already), then `running` until the
+        runner records the outcome: a run that lost a worker is running (degraded) or ending, never starting."""
         if record.outcome:
             return RunState(record.outcome)
-        if _runner_alive(record):
-            rows = self.workers(record)
-            ready = rows and all(r["status"] in ("healthy", "completed") for r in rows)
-            return RunState.RUNNING if ready else RunState.STARTING
+        if procs.runner(record.job):
+            return RunState.RUNNING if record.job.get("running_since") else RunState.STARTING
         if record.job.get("runner_pid"):
             return RunState.CRASHED
         return RunState.STARTING  # claimed, the runner not up yet
 
+    def details(self, record: RunRecord) -> dict:
+        """How the run ended, what it is ending for, or which processes a running run has lost."""
+        job = record.job
+        if record.outcome:
+            facts = {"reason": job.get("reason")}
+        elif job.get("stopping"):
+            facts = {"ending": job["stopping"]}
+        elif job.get("running_since") and procs.runner(job):
+            lost = [f"{r['role']}/{r['index']} {r['status']}" for r in self.workers(record)
+                    if r.get("status") in ("crashed", "failed", "hung", "corrupt")]
+            facts = {"degraded": ", ".join(lost)}
+        else:
+            facts = {}
+        facts = {k: v for k, v in facts.items() if isinstance(v, str) and v}
+        return {"local": facts} if facts else {}
+
     def stop(self, record: RunRecord, force: bool) -> str:
         """SIGTERM the runner (it stops the agents in order); --force kills what is left after the wait."""
-        if not _runner_alive(record) and not _live_agents(record):
-            return "already stopped"
-        targets = [record.job["runner_pid"]] if _runner_alive(record) else _live_agents(record)
-        for pid in targets:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        grace = float(read_plan(Path(record.target_dir))["runtime"]["grace_period"])
-        deadline = time.monotonic() + 3 * (grace + 2) + 5
-        while time.monotonic() < deadline and (_runner_alive(record) or _live_agents(record)):
-            time.sleep(POLL)
-        if _runner_alive(record) or _live_agents(record):
-            if not force:
-                return "still stopping; `areal stop --force` kills what is left"
-            for pid in _live_agents(record):
-                try:
-                    os.killpg(pid, signal.SIGKILL)  # an agent leads its own process group
-                except ProcessLookupError:
-                    pass
-            if _runner_alive(record):
-                os.kill(record.job["runner_pid"], signal.SIGKILL)
+        runner, agents = procs.runner(record.job), procs.agents(record.job)
+        if not runner and not agents:
+            return ended_words(record, self.state(record))
+        left = procs.terminate(runner, agents, _grace(Path(record.target_dir) / "plan.json"), force)
+        if left:
+            return _still(left, runner, record.name)
         fresh = load(record.name)
-        if fresh.outcome is None:
-            fresh.outcome = RunState.STOPPED.value
+        if fresh.outcome is None:  # its runner was killed before it could record one
+            fresh.outcome, fresh.job["reason"] = RunState.STOPPED.value, "stopped by `areal stop`"
             save(fresh)
         return "stopped"
+
+    def stop_unrecorded(self, name: str, force: bool) -> str | None:
+        """A run whose record cannot be read: stop what its run directory on this machine shows alive (the
+        agents' own state files name their pids; their parent is the runner)."""
+        run_dir = machine_run_dir(name)
+        runner, agents = procs.found_in(_rows(run_dir))
+        if not runner and not agents:
+            return None
+        left = procs.terminate(runner, agents, _grace(procs.plan_of(agents[0]) if agents else None), force)
+        if left:
+            return _still(left, runner, name)
+        return f"stopped what {run_dir} showed alive: " + ", ".join(
+            ([f"the runner (pid {runner})"] if runner else []) + [f"{len(agents)} agent(s)"] * bool(agents))
+
+
+DECIDE = 2.0  # seconds a start that saw a process fail gives the runner to decide the job's outcome
+
+
+def _grace(plan_path: Path | None) -> float:
+    try:
+        return float(json.loads(plan_path.read_text(encoding="utf-8"))["runtime"]["grace_period"])
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):
+        return 10.0  # the format's default
+
+
+def _still(left: list[int], runner: int | None, name: str) -> str:
+    what = ", ".join(([f"the runner (pid {runner})"] if runner in left else [])
+                     + [f"{len([p for p in left if p != runner])} agent(s)"] * any(p != runner for p in left))
+    return f"still stopping ({what} still run); `areal stop --force {name}` kills what is left"
 
 
 def _last_lines(path: Path, count: int = 5) -> list[str]:
@@ -360,16 +409,21 @@ def _start_problem(record: RunRecord, rows: list[dict], bad: list[dict], timeout
             f"the run ended ({record.outcome}, exit code {record.exit_code}) before every worker was ready"
         return what + (f" ({', '.join(waiting)})" if waiting else "")
     first = min(bad, key=lambda r: (r["status"] == "stopped", str(r.get("finished_at") or "")))  # the cause first
-    name = f"{first['role']}/{first['index']}"
+    name, error = f"{first['role']}/{first['index']}", first.get("error")
     run_dir = Path(record.run_dir)
     lines = _last_lines(run_dir / "logs" / str(first["role"]) / f"{first['index']}.log")
-    lines += [f"agent: {line}" for line in _last_lines(run_dir / "agents" / f"{first['role']}.{first['index']}.log")]
+    lines += [f"agent: {line}" for line in _last_lines(run_dir / "agents" / f"{first['role']}.{first['index']}.log")
+              if not error or error not in line]
     shown = "".join(f"\n  | {line}" for line in lines)
+    if error:  # its agent could not start it: the agent's own words
+        return f"{name} could not start: {error} (exit code {first.get('exit_code')}){shown}"
     return f"{name} {first['status']} with exit code {first.get('exit_code')} during start-up{shown}"
 
 
 def main(argv: list[str]) -> int:
-    """`python -m areal_compiler.runs.local RUN_NAME`: the detached runner that `areal start` spawns."""
+    """`python -m areal_compiler.runs.local RUN_NAME`: the detached runner that `areal start` spawns. It starts
+    once `start` has recorded its pid and closed its stdin."""
+    sys.stdin.buffer.read()
     return Runner(load(argv[0])).execute()
 
 

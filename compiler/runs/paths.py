@@ -21,7 +21,7 @@ def run_name(experiment: str, trial: str) -> str:
 def split_name(name: str) -> tuple[str, str]:
     """`<experiment>/<trial>` -> its two parts; anything else (empty parts, `..`, more slashes) is refused."""
     experiment, _, trial = name.partition("/")
-    if not (NAME_PART.match(experiment) and NAME_PART.match(trial)):
+    if not (NAME_PART.fullmatch(experiment) and NAME_PART.fullmatch(trial)):
         raise BadRunName(f"run names are <experiment>/<trial> (lower-case letters, digits and `-`), got {name!r}")
     return experiment, trial
 

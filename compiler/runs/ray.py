@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from areal_compiler.runs.base import OperatorError, RunBackend, RunState
+from areal_compiler.runs.base import OperatorError, RunBackend, RunState, ended_words
 from areal_compiler.runs.ray_fit import refusal, version_refusal
 from areal_compiler.runs.registry import save
 
@@ -51,10 +51,43 @@ class Http:
                                 "is the cluster up? pass --address http://HOST:8265 or set RAY_ADDRESS",
                                 "unavailable", retryable=True) from None
         try:
-            return json.loads(text) if text.strip() else {}
-        except ValueError:
-            raise OperatorError("ray_bad_answer", f"Ray answered {method} {path} with non-JSON: {text[:200]!r}",
-                                "unavailable", retryable=True) from None
+            answer = json.loads(text) if text.strip() else {}
+        except (ValueError, RecursionError):
+            raise self.bad(method, path, f"non-JSON: {text[:200]!r}") from None
+        if not isinstance(answer, dict):
+            raise self.bad(method, path, f"JSON that is not an object: {text[:200]!r}")
+        return answer
+
+    def bad(self, method: str, path: str, what: str) -> OperatorError:
+        """An answer this client cannot read, attributed to the dashboard that gave it."""
+        return OperatorError("ray_bad_answer", f"the Ray dashboard at {self.address} answered {method} {path} with "
+                             f"{what}: is it a Ray dashboard (Ray 2.x Jobs API)?", "unavailable", retryable=True)
+
+
+def _field(http: Http, answer: dict, key: str, kind: type, method: str, path: str):
+    """answer[key] when it is a KIND (or absent: None); anything else is a bad answer."""
+    value = answer.get(key)
+    if value is None or type(value) is kind:  # exactly: a JSON true is no integer here
+        return value
+    raise http.bad(method, path, f"{key} = {json.dumps(value)[:100]}, not a {kind.__name__}")
+
+
+def _nodes(http: Http, answer: dict, method: str, path: str) -> list[dict]:
+    """The node list of /api/v0/nodes: each node's state, address, resources (numbers) and labels (strings)."""
+    data = answer.get("data")
+    result = data.get("result") if isinstance(data, dict) else None
+    rows = result.get("result") if isinstance(result, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise http.bad(method, path, "no list of nodes at data.result.result")
+    for row in rows:
+        resources, labels = row.get("resources_total") or {}, row.get("labels") or {}
+        if not (isinstance(resources, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    for v in resources.values())
+                and isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
+                and all(isinstance(row.get(k), (str, type(None))) for k in ("state", "node_ip"))):
+            raise http.bad(method, path, "a node it cannot read (resources must be numbers, labels strings): "
+                                         f"{json.dumps(row)[:200]}")
+    return rows
 
 
 def _last_line(text: str) -> str:
@@ -98,14 +131,11 @@ def package(folder: Path) -> tuple[str, bytes]:
 
 class Backend(RunBackend):
     target = "ray"
+    scheduler_logs = (JOB_LOG,)
 
     def fit(self, http: Http, job: dict, placement: dict) -> str:
-        nodes = http.call("GET", "/api/v0/nodes?detail=1&limit=10000")
-        try:
-            rows = nodes["data"]["result"]["result"]
-        except (KeyError, TypeError):
-            raise OperatorError("ray_bad_answer", f"the nodes API at {http.address} answered without a node list",
-                                "unavailable", retryable=True) from None
+        path = "/api/v0/nodes?detail=1&limit=10000"
+        rows = _nodes(http, http.call("GET", path), "GET", path)
         why = refusal(job, placement, rows)
         if why:
             raise OperatorError("exceeds_cluster", why)
@@ -117,7 +147,7 @@ class Backend(RunBackend):
         folder = Path(folder).resolve()
         job, plan, placement = _read(folder, "job.json"), _read(folder, "plan.json"), _read(folder, "placement.json")
         http = Http(resolve_address(address, plan))
-        version = str(http.call("GET", "/api/version").get("ray_version", "?"))
+        version = _field(http, http.call("GET", "/api/version"), "ray_version", str, "GET", "/api/version") or "?"
         why = version_refusal(placement, version)
         if why:
             raise OperatorError("ray_version_mismatch", why)
@@ -144,14 +174,16 @@ class Backend(RunBackend):
         first = body["submission_id"]
         for n in range(1, 1000):
             body["submission_id"] = first if n == 1 else f"{first}-{n}"
-            info = http.call("GET", f"/api/jobs/{body['submission_id']}", missing_ok=True)
+            info = self._info(http, body["submission_id"])
             if info is not None and STATES.get(info.get("status"), RunState.UNKNOWN).active:
                 raise OperatorError("run_active", f"Ray job {body['submission_id']} of this experiment is "
                                     f"{info.get('status')}: stop it first (areal stop) or change trial_name",
                                     "conflict")
             if info is None:
                 try:
-                    return http.call("POST", "/api/jobs/", body)
+                    answer = http.call("POST", "/api/jobs/", body)
+                    _field(http, answer, "submission_id", str, "POST", "/api/jobs/")
+                    return answer
                 except OperatorError as exc:
                     if "already exists" not in exc.message:
                         raise
@@ -159,11 +191,24 @@ class Backend(RunBackend):
                             "trial_name", "conflict")
 
     def _job(self, record) -> tuple[Http, str]:
-        return Http(record.job["address"]), record.job["submission_id"]
+        address, sid = record.job.get("address"), record.job.get("submission_id")
+        if not (isinstance(address, str) and isinstance(sid, str)):
+            raise OperatorError("run_record_corrupt", f"run record {record.name} names no Ray address and "
+                                "submission id: inspect it, then remove it", "conflict")
+        return Http(address), sid
 
     def info(self, record) -> dict | None:
-        http, sid = self._job(record)
-        return http.call("GET", f"/api/jobs/{sid}", missing_ok=True)
+        return self._info(*self._job(record))
+
+    @staticmethod
+    def _info(http: Http, sid: str) -> dict | None:
+        """Ray's job info (None when Ray does not know the job): status a string, driver_exit_code an integer."""
+        path = f"/api/jobs/{sid}"
+        info = http.call("GET", path, missing_ok=True)
+        if info is not None:
+            _field(http, info, "status", str, "GET", path)
+            _field(http, info, "driver_exit_code", int, "GET", path)
+        return info
 
     def state(self, record) -> RunState:
         """The outcome once the job ended (recorded the first time it is seen); else Ray's live state;
@@ -186,10 +231,12 @@ class Backend(RunBackend):
     def stop(self, record, force: bool) -> str:
         state = self.state(record)
         if state.terminal:
-            return "already stopped"
+            return ended_words(record, state)
         http, sid = self._job(record)
-        answer = http.call("POST", f"/api/jobs/{sid}/stop")
-        return "stop requested" if answer.get("stopped") else "already stopped"
+        path = f"/api/jobs/{sid}/stop"
+        if _field(http, http.call("POST", path), "stopped", bool, "POST", path):
+            return "stop requested"
+        return ended_words(record, self.state(record))
 
     def details(self, record) -> dict:
         """Ray's view of the job for `areal status` (or why Ray could not be asked)."""
@@ -201,6 +248,12 @@ class Backend(RunBackend):
         keep = ("status", "message", "driver_exit_code")
         return {"ray": dict(facts, **{k: (info or {}).get(k) for k in keep})}
 
+    def log_files(self, record) -> dict[str, Path]:
+        """The workers' log files where this machine sees them, and the job's log, which Ray keeps (read through
+        its API: the path stands in)."""
+        files = super().log_files(record)
+        return {**files, JOB_LOG: Path(JOB_LOG)} if record.job.get("submission_id") else files
+
     def logs(self, record, worker: str | None, tail: int | None, follow: bool, load) -> Iterator[tuple[str, str]]:
         """The entrypoint's log from Ray (worker None or `ray/job`); a worker's own log file otherwise."""
         if worker not in (None, JOB_LOG):
@@ -210,7 +263,8 @@ class Backend(RunBackend):
         done = 0  # lines already shown
         while True:
             last = not follow or self.state(record).terminal
-            text = (http.call("GET", f"/api/jobs/{sid}/logs") or {}).get("logs") or ""
+            path = f"/api/jobs/{sid}/logs"
+            text = _field(http, http.call("GET", path), "logs", str, "GET", path) or ""
             parts = text.split("\n")
             complete = parts[:-1] + ([parts[-1]] if last and parts[-1] else [])
             new = complete[done:]

@@ -70,8 +70,9 @@ def load(name: str) -> RunRecord:
             raise ValueError("fields of the wrong type")
         return record
     except (ValueError, TypeError) as exc:
-        raise OperatorError("run_record_corrupt", f"run record {path} is corrupt ({exc}); nothing was changed: "
-                                                  f"inspect it, stop what it ran if anything, then remove it",
+        raise OperatorError("run_record_corrupt", f"run record {path} is corrupt ({exc}); it is kept as it is: "
+                                                  f"inspect it, then remove it (`areal stop {name}` stops what "
+                                                  "its run directory on this machine shows alive)",
                             "conflict") from None
 
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from areal_compiler.runs.base import OperatorError, RunBackend, RunState
+from areal_compiler.runs.base import OperatorError, RunBackend, RunState, ended_words
 from areal_compiler.runs.paths import job_parent
 
 #: Job states after which a job does not change any more.
@@ -38,8 +38,9 @@ def _run(argv: list[str], env: dict | None = None, cwd: str | os.PathLike | None
     if shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
         raise SlurmError("slurm_not_found", f"{argv[0]} is not on PATH: run this on a Slurm login node "
                                             "(or put the Slurm client commands on PATH)")
-    try:
-        return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    try:  # whatever bytes Slurm prints are read (undecodable ones replaced), never a crash
+        return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise SlurmError("slurm_timeout", f"{argv[0]} did not answer within {timeout:g} s "
                                           "(is slurmctld reachable?)", retryable=True) from None
@@ -147,10 +148,14 @@ def _components_from_scontrol(job_id: str, env: dict | None) -> list[dict] | Non
             continue
         rec = _parse_record(line)
         code, sig = _exit(rec.get("ExitCode", ""))
-        out.append({"job_id": rec.get("JobId"), "offset": int(rec.get("HetJobOffset", "0") or 0),
-                    "name": rec.get("JobName"), "state": rec.get("JobState"), "exit_code": code, "signal": sig,
-                    "reason": rec.get("Reason"), "nodes": rec.get("NodeList"),
-                    "restarts": int(rec.get("Restarts") or 0)})
+        offset, restarts = rec.get("HetJobOffset") or "0", rec.get("Restarts") or "0"
+        if not (rec.get("JobId") and rec.get("JobState") and offset.isdigit() and restarts.isdigit()):
+            raise SlurmError("scontrol_output", f"scontrol -o show job {job_id} printed a line that is not a job "
+                                                f"record (JobId, JobState, numeric HetJobOffset and Restarts): "
+                                                f"{line[:200]!r}")
+        out.append({"job_id": rec["JobId"], "offset": int(offset), "name": rec.get("JobName"),
+                    "state": rec["JobState"], "exit_code": code, "signal": sig, "reason": rec.get("Reason"),
+                    "nodes": rec.get("NodeList"), "restarts": int(restarts)})
     return sorted(out, key=lambda c: c["offset"])
 
 
@@ -223,6 +228,7 @@ class Backend(RunBackend):
     """Slurm runs: sbatch, scontrol/sacct, scancel; the workers' state and logs on the shared fileroot."""
 
     target = "slurm"
+    scheduler_logs = ("batch/out", "batch/err")
 
     def submit(self, folder: Path, record, dry_run: bool = False, address: str | None = None) -> dict:
         if dry_run:
@@ -267,8 +273,9 @@ class Backend(RunBackend):
     def stop(self, record, force: bool) -> str:
         """scancel: Slurm signals every step (the agents stop their workers within the grace period) and sends
         SIGKILL after the cluster's KillWait; so `force` adds nothing here."""
-        if self.state(record).terminal:
-            return "already stopped"
+        state = self.state(record)
+        if state.terminal:
+            return ended_words(record, state)
         stop(record.job["slurm_job_id"])
         return f"cancel requested for Slurm job {record.job['slurm_job_id']}"
 

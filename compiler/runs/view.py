@@ -69,6 +69,7 @@ class RunView:
         self.began = time.monotonic()
         self.last_draw = 0.0
         self.line_shown = False
+        self.width = 0  # of the `role/index` prefix: the longest planned name, so every line's `|` aligns
 
     def say(self, text: str, fg: str | None = None) -> None:
         self.clear()
@@ -79,7 +80,9 @@ class RunView:
             sys.stderr.write("\r\x1b[K")
             self.line_shown = False
 
-    def started(self, agents: dict) -> None:
+    def started(self, agents: dict, processes: list[str]) -> None:
+        """AGENTS: the planned workers just started; PROCESSES: every name a log line may carry (forks too)."""
+        self.width = max(map(len, processes), default=0)
         self.say(f"areal: {self.run_name}: started {len(agents)} worker(s); logs in {self.run_dir / 'logs'}")
 
     def tick(self) -> None:
@@ -87,9 +90,9 @@ class RunView:
             lines = list(self.tail.lines())
             if lines:
                 self.clear()
-                width = max(len(n) for n, _ in lines)
+                self.width = max(self.width, *(len(n) for n, _ in lines))  # an unplanned fork widens it once
                 for name, line in lines:
-                    click.echo(f"{name:<{width}} | {line}")
+                    click.echo(f"{name:<{self.width}} | {line}")
         if self.tty and time.monotonic() - self.last_draw >= REDRAW:
             self.draw()
 
@@ -123,6 +126,6 @@ class RunView:
                 self.say(f"  {name} agent: {line}")
 
     def finished(self, outcome: str, code: int, reason: str) -> None:
-        why = f" ({reason})" if reason else ""
-        self.say(f"areal: {self.run_name}: {outcome}{why}, exit code {code}",
+        what = reason if reason.startswith(outcome) else f"{outcome} ({reason})" if reason else outcome
+        self.say(f"areal: {self.run_name}: {what}, exit code {code}",
                  fg="green" if outcome == "succeeded" else "red")

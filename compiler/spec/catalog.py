@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 class Accelerator:
     name: str
     devices_per_node: int
-    device_memory_gb: int
+    device_memory_gb: int | None  # None: any model, so unknown
     kubernetes_resource: str | None  # extended resource requested per pod
     kubernetes_node_labels: tuple[tuple[str, tuple[str, ...]], ...]  # (label, accepted values): all must match
     slurm_gres: str | None  # gres name, e.g. "gpu"
@@ -41,7 +41,8 @@ def _ascend_910b(count: int) -> Accelerator:
 
 def _any_gpu(count: int) -> Accelerator:
     """Any NVIDIA model: no node label, untyped gres. What an upstream AReaL config (which names none) derives."""
-    return Accelerator(f"GPU_{count}xANY", count, 0, "nvidia.com/gpu", (), "gpu", None, "GPU", "CUDA_VISIBLE_DEVICES")
+    return Accelerator(f"GPU_{count}xANY", count, None, "nvidia.com/gpu", (), "gpu", None, "GPU",
+                       "CUDA_VISIBLE_DEVICES")
 
 
 CPU = Accelerator("CPU", 0, 0, None, (), None, None, None, None)
@@ -70,7 +71,8 @@ def table() -> str:
     """`areal catalog` as text: each type and what every target requests for it."""
     lines = [f"{'TYPE':<18} {'PER NODE':>8} {'MEMORY':>7}  {'KUBERNETES':<24} {'SLURM GRES':<12} RAY"]
     for a in CATALOG.values():
-        gres = f"{a.slurm_gres}:{a.slurm_gres_type}" if a.slurm_gres else "-"
-        lines.append(f"{a.name:<18} {a.devices_per_node:>8} {str(a.device_memory_gb) + 'G':>7}  "
+        gres = ":".join(filter(None, (a.slurm_gres, a.slurm_gres_type))) or "-"  # untyped: any model
+        memory = f"{a.device_memory_gb}G" if a.device_memory_gb and a.devices_per_node else "-"
+        lines.append(f"{a.name:<18} {a.devices_per_node:>8} {memory:>7}  "
                      f"{a.kubernetes_resource or '-':<24} {gres:<12} {a.ray_resource or '-'}")
     return "\n".join(lines) + "\n"

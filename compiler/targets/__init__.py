@@ -26,8 +26,8 @@ class TargetError(ValueError):
 
 
 class TargetWarning(TargetError):
-    """Something a target's check() reports without refusing the plan: how this target runs it differs from what
-    the plan says (e.g. logical nodes sharing this host's devices); a located W490 warning."""
+    """What a target can express but what will not work there as written (a located warning): the artifacts are
+    still written."""
 
 
 @dataclass(frozen=True)

@@ -83,15 +83,20 @@ def kustomization(files: list[str]) -> dict:
 
 
 def rbac(lay: Layout) -> list[dict]:
-    """What `areal submit/status/logs/stop` need in the namespace; an example for an administrator to adapt."""
-    rules = [
-        {"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"], "verbs": ["create", "get", "list", "delete"]},
-        {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["create", "get", "list", "delete"]},
-        {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["create", "get", "list", "delete"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "list", "delete"]},
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    """What `areal submit/status/logs/stop` need in the namespace for this workload, and nothing more (the
+    verbs runs/kubernetes.py uses); an example for an administrator to adapt."""
+    crud = ["create", "list", "delete"]
+    if lay.jobset:
+        workload = [{"apiGroups": ["jobset.x-k8s.io"], "resources": ["jobsets"], "verbs": ["create", "get", "list",
+                                                                                            "delete"]}]
+    else:
+        workload = [{"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["create", "get", "list",
+                                                                                    "delete"]},
+                    {"apiGroups": [""], "resources": ["services"], "verbs": crud}]
+    rules = workload + [
+        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": crud},
+        {"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["list"]},
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     name = f"{lay.base}-submitter"
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(lay, name),

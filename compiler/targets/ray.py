@@ -29,7 +29,7 @@ STOP_MARGIN = 5  # seconds an agent gets to stop beyond the grace period it give
 
 
 def version_tuple(text: str) -> tuple[int, int]:
-    match = re.match(r"^(\d+)\.(\d+)$", str(text))
+    match = re.fullmatch(r"([0-9]+)\.([0-9]+)", str(text))
     if not match:
         raise TargetError(f"ray.version `{text}` is not MAJOR.MINOR (e.g. \"2.60\")", ("ray", "version"))
     return int(match.group(1)), int(match.group(2))

@@ -50,7 +50,7 @@ class SlurmRenderError(TargetError):
 
 
 def version_tuple(text: str) -> tuple[int, int]:
-    match = re.match(r"^(\d+)\.(\d+)$", str(text))
+    match = re.fullmatch(r"([0-9]+)\.([0-9]+)", str(text))
     if not match:
         raise SlurmRenderError(f"slurm.version `{text}` is not MAJOR.MINOR")
     return int(match.group(1)), int(match.group(2))
@@ -60,7 +60,7 @@ def sbatch_value(value) -> str:
     """A value for an `#SBATCH --key=value` line: sbatch (not a shell) splits these lines on blanks and honours
     double quotes. Plain values stay as they are; others are double-quoted; what cannot be quoted is an error."""
     text = str(value)
-    if SAFE_SBATCH.match(text):
+    if SAFE_SBATCH.fullmatch(text):
         return text
     if not text or any(c in text for c in '"\n\r\\') or any(ord(c) < 32 for c in text):
         raise SlurmRenderError(f"{text!r} cannot be written into an #SBATCH line")
@@ -121,7 +121,7 @@ def context(plan: Plan) -> dict:
     job = plan.targets["slurm"]
     version = version_tuple(job.get("version", DEFAULT_VERSION))
     visibility = plan.accelerator.get("visibility_env")
-    if visibility and not ENV_NAME.match(visibility):
+    if visibility and not ENV_NAME.fullmatch(visibility):
         raise SlurmRenderError(f"visibility variable {visibility!r} is not an environment variable name")
     roles = [n for n, r in plan.roles.items() if r.colocated_with is None and r.workers > 0]
     if not roles:

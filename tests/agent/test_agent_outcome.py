@@ -1,7 +1,7 @@
 """The completion rule (agent/outcome.py) that every target uses: who decides the job's exit code, and when."""
 from __future__ import annotations
 
-from areal_compiler.agent.outcome import Ended, decide, exit_code_of, stop_stages
+from areal_compiler.agent.outcome import Ended, decide, ended_from_states, exit_code_of, stop_stages
 
 T0, T1, T2 = "2026-12-02T10:00:00+00:00", "2026-12-02T10:00:01+00:00", "2026-12-02T10:00:02+00:00"
 
@@ -43,3 +43,12 @@ def test_stop_order_and_a_stop_on_request():
                                                                      ["actor/0"]]
     assert exit_code_of(decide(plan(), [], running=4), 15) == ("stopped", 143)
     assert exit_code_of(decide(plan(), [Ended("actor/0", 2, T0)], running=3), 15) == ("failed", 2)
+
+
+def test_a_process_its_agent_could_not_start_is_named_with_the_cause():
+    states = [{"role": "actor", "index": 0, "kind": "worker", "status": "failed", "exit_code": 2, "finished_at": T0,
+               "error": "cannot listen on 127.0.0.1:31010: [Errno 98] Address already in use"}]
+    decision = decide(plan(), ended_from_states(states), running=3)
+    assert decision[:2] == (True, 2)
+    assert decision.reason == ("actor/0 could not start (cannot listen on 127.0.0.1:31010: [Errno 98] Address "
+                               "already in use), exit code 2")

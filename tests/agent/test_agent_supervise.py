@@ -63,7 +63,9 @@ def test_old_plan_and_missing_token_exit_2(tmp_path, agents):
     proc = agents(plan, "w/0", tmp_path / "run2", env=env)
     assert proc.wait(20) == 2
     assert "no agent token" in proc.stderr.read()
-    assert not (tmp_path / "run2" / "state").exists()
+    state = json.loads((tmp_path / "run2" / "state" / "w.0.json").read_text())  # nothing started; the cause recorded
+    assert (state["status"], state["exit_code"], state["pid"]["child"]) == ("failed", 2, None)
+    assert state["error"].startswith("no agent token") and not (tmp_path / "run2" / "logs").exists()
 
 
 def test_sigterm_stops_a_worker_that_ignores_it(tmp_path, agents):

@@ -30,15 +30,16 @@ PY = sys.executable
 AREAL = [PY, "-m", "areal_compiler"]
 
 
-def run_child(argv: list[str], cwd: str | None = None) -> tuple[float, float, int]:
-    """(CPU seconds, wall seconds, peak RSS in KiB) of one fresh process and the children it waited for."""
+def run_child(argv: list[str], cwd: str | None = None, ok: int = 0) -> tuple[float, float, int]:
+    """(CPU seconds, wall seconds, peak RSS in KiB) of one fresh process and the children it waited for; its exit
+    status must be OK (`areal diff` exits 1 when it finds changes)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
-        if child.returncode != 0:
+        if child.returncode != ok:
             err.seek(0)
             raise SystemExit(f"benchmark command failed ({child.returncode}): {' '.join(argv)}\n"
                              f"{err.read().decode(errors='replace')[-2000:]}")
@@ -52,7 +53,7 @@ def interleaved(commands: dict[str, list[str]], repeat: int, cwd: str | None = N
     cpu: dict[str, list[float]] = {n: [] for n in names}
     for i in range(repeat):
         for name in names[i % len(names):] + names[:i % len(names)]:
-            cpu[name].append(run_child(commands[name], cwd)[0])
+            cpu[name].append(run_child(commands[name], cwd, ok=1 if name == DIFF else 0)[0])
     return cpu
 
 
@@ -64,6 +65,15 @@ def paired_ratio(cpu: dict[str, list[float]], name: str, base: str) -> float:
 FLOOR = "import floor: click, pydantic_core, yaml"
 COMPILE = "areal compile two-node-decoupled"
 BEFORE = "before: areal compile two-node-decoupled"
+DIFF = "areal diff two versions of two-node-decoupled"
+
+
+def _changed(work: str) -> str:
+    """The two-node example with its rollout's backend reshaped (workers, devices, placement, every target's asks
+    and ports change): the second version `areal diff` compares."""
+    changed = Path(work, "two-node-changed.yaml")
+    changed.write_text(TWO_NODE.read_text().replace('"sglang:d4t2"', '"sglang:d8t1"'))
+    return str(changed)
 
 
 def cold(repeat: int, work: str, before: Path | None) -> None:
@@ -75,6 +85,7 @@ def cold(repeat: int, work: str, before: Path | None) -> None:
         "areal --help": [*AREAL, "--help"],
         "areal validate two-node-decoupled": [*AREAL, "validate", str(TWO_NODE)],
         COMPILE: [*AREAL, "compile", str(TWO_NODE), "--out", f"{work}/cold"],
+        DIFF: [*AREAL, "diff", str(TWO_NODE), _changed(work)],
     }
     if before is not None:
         commands[BEFORE] = [str(before / ".venv" / "bin" / "python"), "-m", "areal_compiler", "compile",
@@ -95,6 +106,8 @@ def cold(repeat: int, work: str, before: Path | None) -> None:
             ratios.append(f"{paired_ratio(cpu, name, 'torchx 0.7.0 slurm dry-run dist.ddp -j 2x8'):.2f}x torchx")
         if name == COMPILE and before is not None:
             ratios.append(f"{paired_ratio(cpu, name, BEFORE):.2f}x before")
+        if name == DIFF:  # the target: at most two cold compiles
+            ratios.append(f"{paired_ratio(cpu, name, COMPILE):.2f}x areal compile")
         print(f"{name:<46} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms  {', '.join(ratios)}")
     if not torchx:
         print(f"\nTorchX baseline absent ({TORCHX} not found); to include it: {TORCHX_HOWTO}")

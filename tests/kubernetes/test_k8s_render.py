@@ -275,3 +275,42 @@ _values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_siz
 def test_libyaml_writes_plain_documents_as_pyyaml_does(docs, monkeypatch):
     chosen, python = _both_emitters(docs, monkeypatch)
     assert chosen == python
+
+
+def _rbac_rules(folder) -> set[tuple[str, str, str]]:
+    role = next(o for o in objects(folder) if o["kind"] == "Role")
+    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]}
+
+
+def test_the_example_rbac_grants_only_what_the_workload_uses(compile_k8s):
+    _, jobset = compile_k8s(EXAMPLES / "two-node-decoupled.yaml")
+    _, stateful = compile_k8s(EXAMPLES / "two-node-decoupled.yaml", workload="statefulset")
+    common = {("", "configmaps", v) for v in ("create", "list", "delete")} | \
+        {("", "secrets", v) for v in ("create", "list", "delete")} | \
+        {("", "pods", "list"), ("", "events", "list"), ("", "pods/log", "get")}
+    assert _rbac_rules(jobset) == common | {("jobset.x-k8s.io", "jobsets", v) for v in ("create", "get", "list",
+                                                                                       "delete")}
+    assert _rbac_rules(stateful) == common | {("apps", "statefulsets", v) for v in ("create", "get", "list", "delete")} \
+        | {("", "services", v) for v in ("create", "list", "delete")}
+
+
+def _w490(compile_k8s, **areal):
+    data = yaml.safe_load((EXAMPLES / "areal-gsm8k-grpo.yaml").read_text(encoding="utf-8"))
+    data["areal"]["name_resolve"] = areal.pop("name_resolve", data["areal"]["name_resolve"])
+    result, _ = compile_k8s(yaml.safe_dump(data, sort_keys=False), **areal)
+    assert result.ok, [d.message for d in result.diagnostics]
+    return [(d.code, d.span.line, d.message) for d in result.diagnostics if d.code == "W490"]
+
+
+def test_nfs_name_service_records_that_pods_cannot_share_are_located(compile_k8s):
+    """Upstream's nfs name service in two pods (node and driver): pod-local records would hide peers."""
+    (found,) = _w490(compile_k8s)
+    code, line, message = found
+    assert "/tmp/areal/name_resolve" in message and "not under fileroot /tmp/areal/experiments" in message
+    assert "kubernetes.fileroot_claim" in message
+    under = {"type": "nfs", "nfs_record_root": "/tmp/areal/experiments/name_resolve"}
+    (found,) = _w490(compile_k8s, name_resolve=under)  # under fileroot, but fileroot is a per-pod emptyDir
+    assert "per-pod emptyDir without kubernetes.fileroot_claim" in found[2]
+    assert _w490(compile_k8s, name_resolve=under, fileroot_claim="areal-shared") == []
+    assert _w490(compile_k8s, name_resolve={"type": "etcd3", "etcd3_addr": "etcd:2379"}) == []
