@@ -18,6 +18,7 @@ class Builder:
         self.key_origins: dict[tuple, Origin] = {}
         self.upstream: dict[tuple, str] = {}
         self.diagnostics: list[Diagnostic] = list(resolved.problems)
+        self.sharing: str | None = None  # why imported roles share devices (importers/sharing.py), for W503
 
     def get(self, *path, default=None):
         """The resolved upstream value at path (None-safe)."""

@@ -13,6 +13,12 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
     """Our experiment as a Source: read directly, or imported from an upstream config. Raises SourceError."""
     options = options or CURRENT.get()
     source = load(path, name)
+    if options.source_format != "areal" and not is_upstream(source.data) and _foreign(source.data):
+        first = next(iter(source.data))
+        raise _fail(source.name, "E524", "this file is not an experiment: it has none of our keys (compute, roles, "
+                    "...) and is not an upstream AReaL config (experiment_name with cluster, actor or rollout)",
+                    f"`{first}` is neither's; compile an experiment file (see README: Running AReaL with areal "
+                    "compile)", source.key_spans.get((first,)), source.text)
     if options.source_format != "areal" and not is_upstream(source.data):
         if options.overlay or options.driver or options.accelerator:
             raise _fail(source.name, "E518", "--accelerator, --driver and --overlay apply to imported upstream "
@@ -38,6 +44,13 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
 
 
 def is_upstream(data) -> bool:
-    """Upstream's shape: names plus cluster/actor/allocation_mode, and none of our own `compute`/`roles`."""
+    """Upstream's shape: names plus cluster/actor/rollout/allocation_mode, and none of our own `compute`/`roles`."""
     return (isinstance(data, dict) and "experiment_name" in data and "compute" not in data
-            and "roles" not in data and any(k in data for k in ("cluster", "actor", "allocation_mode")))
+            and "roles" not in data and any(k in data for k in ("cluster", "actor", "rollout", "allocation_mode")))
+
+
+def _foreign(data) -> bool:
+    """A non-empty mapping without a single top-level key of our format (e.g. a SkyPilot task, an env file)."""
+    from areal_compiler.spec.records import allowed_keys
+
+    return isinstance(data, dict) and bool(data) and not set(map(str, data)) & set(allowed_keys(()))
