@@ -96,4 +96,5 @@ CODES = {
     "W510": "a top-level key only the training script's own config class can declare",
     "W511": "keys the areal 1.0.4 wheel does not know",
     "W512": "the training script's config class could not be read from --driver",
+    "W513": "an imported config without --driver: nothing drives upstream's workers",
 }

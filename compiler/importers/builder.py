@@ -67,6 +67,15 @@ class Builder:
                 self.origins[ours + path[n:]] = origin
                 self.upstream[ours + path[n:]] = dotted(path)
 
+    def locate(self, ours: tuple, upstream: tuple) -> None:
+        """Messages about `ours` (not a value of its own) point at the upstream block it was made from."""
+        found, key_span = self.origin(upstream), self.resolved.key_spans.get(tuple(upstream))
+        if found is not None:
+            self.origins.setdefault(ours, found)
+        if key_span is not None:
+            self.key_origins.setdefault(ours, Origin(self.source, key_span))
+        self.upstream.setdefault(ours, dotted(upstream))
+
     def where(self, *upstream) -> tuple:
         """The longest prefix of an upstream path that exists, to locate a message about it."""
         path = tuple(upstream)

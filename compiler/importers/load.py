@@ -40,6 +40,14 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
         from areal_compiler.importers.overlay import apply_overlay
 
         apply_overlay(imported, load(options.overlay))
+    if "driver" not in imported.data and not imported.failed:
+        roles = ", ".join(imported.data.get("roles", {}))
+        imported.problems.append(imported.diagnostic(
+            "W513", f"no --driver: the job starts upstream's worker servers ({roles}) but nothing drives them (the "
+                    "training script is upstream's controller); they wait until the job is stopped",
+            ("experiment_name",), "add it with --driver 'python3 examples/math/gsm8k_rl.py' (it gets --config "
+                                  "areal-config.yaml), or `driver: {cmd: ..., upstream: areal}` in an --overlay",
+            key=True, severity="warning"))
     return imported
 
 

@@ -84,6 +84,7 @@ def translate_roles(b: Builder, cpu_only: bool, rollout_only: bool = False) -> N
             _engine(b, engine, cpu_only)
         if engine.name in b.data.get("roles", {}):
             b.put(("roles", engine.name, "upstream"), "areal", origin=b.origin(engine.at))
+            b.locate(("roles", engine.name), engine.at)  # a message about the role points at its engine block
     settle_colocation(b, {e.name: e for e in engines})
     _unplanned_engines(b)
 
