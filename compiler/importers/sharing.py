@@ -22,18 +22,18 @@ def settle_colocation(b: Builder, engines: dict) -> None:
         _share(b, "rollout", "actor", "AWEX colocation (a v1 actor with weight_update_mode: awex) makes the "
                                       "rollout share the actor's devices", ("actor", "weight_update_mode"))
     for name in list(roles):
-        owner = _owner(roles, name)
-        strategy = roles[name].get("scheduling_strategy", {})
-        if owner is None or owner == strategy.get("target"):
-            continue
-        strategy["target"] = owner  # upstream's chain ends on the role whose workers hold the devices
-    for name in list(roles):
         strategy = roles[name].get("scheduling_strategy", {})
         target = strategy.get("target") if strategy.get("type") == "colocation" else None
         if target in roles and _shape(b, roles[name]) not in (None, _shape(b, roles[target])):
             _share(b, name, target, f"`{name}` is colocated with `{target}` but has another shape (upstream's "
                                     f"Slurm scheduler starts it on `{target}`'s nodes)",
                    engines[name].at + ("scheduling_strategy",) if name in engines else ())
+    for name in list(roles):
+        owner = _owner(roles, name)
+        strategy = roles[name].get("scheduling_strategy", {})
+        if owner is None or owner == strategy.get("target"):
+            continue
+        strategy["target"] = owner  # upstream's chain ends on the role whose workers hold the devices
 
 
 def _awex_colocate(b: Builder) -> bool:
