@@ -146,8 +146,10 @@ ASCEND_PREFIXES = ("HCCL_", "ASCEND_", "ACL_")  # set only for Huawei's CANN sta
 def _ascend_variable(b: Builder) -> str | None:
     """The first Ascend-only environment variable an engine sets, unless the config also sets NCCL's (then it is
     written for both and says nothing)."""
-    names = [key for role in b.data.get("roles", {}).values()
-             for key in role.get("scheduling_spec", {}).get("env_vars", {}) or {}]
+    names = []
+    for role in b.data.get("roles", {}).values():
+        env = role.get("scheduling_spec", {}).get("env_vars")
+        names += [str(key) for key in env] if isinstance(env, dict) else []
     if any(n.startswith("NCCL_") for n in names):
         return None
     return next((n for n in names if n.startswith(ASCEND_PREFIXES)), None)
