@@ -8,7 +8,7 @@ from areal_compiler.diagnostics import did_you_mean
 from areal_compiler.importers.builder import Builder
 from areal_compiler.importers.config_class import ConfigClass
 from areal_compiler.importers.interpolate import RunTime, dotted
-from areal_compiler.importers.upstream_schema import Kind, load
+from areal_compiler.importers.upstream_schema import PYPI_VERSION, Kind, load
 
 MIGRATION = ("use the rejection_sampling block: behave_imp_weight_mode token_mask with cap X -> rejection_sampling: "
              "{level: token, action: mask, metric: ratio, upper: X}; token_truncate -> action: clamp; disabled -> "
@@ -26,8 +26,8 @@ class Checker:
     def __init__(self, b: Builder, chosen: ConfigClass):
         self.b, self.tables, self.top = b, chosen.tables, chosen.name
         self.strict_top, self.described = chosen.strict_top, chosen.described
-        self.old = load("1.0.4")
-        self.newer: list[tuple] = []  # paths of keys upstream added after the 1.0.4 wheel
+        self.old = load(PYPI_VERSION)
+        self.newer: list[tuple] = []  # paths of keys upstream added after the wheel on PyPI
 
     def run(self) -> None:
         data = self.b.resolved.data if isinstance(self.b.resolved.data, dict) else {}
@@ -44,14 +44,15 @@ class Checker:
         if self.newer:
             shown = ", ".join(f"`{dotted(p)}`" for p in self.newer[:4]) + (
                 f" and {len(self.newer) - 4} more" if len(self.newer) > 4 else "")
-            self.b.note("W511", f"{shown}: new in {self.tables.label}; the areal 1.0.4 wheel on PyPI rejects "
+            self.b.note("W511", f"{shown}: new in {self.tables.label}; the areal {PYPI_VERSION} wheel on PyPI rejects "
                                 f"{'it' if len(self.newer) == 1 else 'them'}", self.newer[0],
                         f"run the training script with upstream AReaL {self.tables.version} or later", key=True)
 
     def mapping(self, path: tuple, value: dict, cls: str) -> None:
         fields = self.tables.fields(cls)
         if cls == "TeacherConfig" and "backend" in value:
-            return self._flat_teacher(path, value)
+            self._flat_teacher(path)  # an engine's keys one level too high: one error, not one per key
+            return
         for key, item in value.items():
             here = path + (key,)
             if not path and (key == "defaults" or key in self.b.resolved.failed):
@@ -111,7 +112,7 @@ class Checker:
                              f"({self.described if not path else 'upstream refuses to load the config'})", here,
                      hint, key=True)
 
-    def _flat_teacher(self, path: tuple, value: dict) -> None:
+    def _flat_teacher(self, path: tuple) -> None:
         self.b.error("E520", f"unknown key `backend` in `{dotted(path)}`: {self.tables.label}'s TeacherConfig "
                              "has no such field (the teacher's engine settings are nested)", path + ("backend",),
                      "write teacher: {engine_type: train, train: {backend: ..., path: ..., ...}} (or engine_type: "

@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 VERSIONS = ("2.0.0", "1.0.4")  # newest first: the importer validates against VERSIONS[0]
+PYPI_VERSION = "1.0.4"  # the only upstream release on PyPI: keys it lacks get a warning (W511)
 SCALARS = ("int", "float", "bool", "str")
 
 
@@ -111,8 +112,8 @@ class Kind:
         match = re.fullmatch(r"(?:list|tuple|List|Tuple)\[\s*([A-Za-z_][\w.]*)\s*(?:,\s*\.\.\.)?\]", text)
         self.list_of = match.group(1) if match else ("Any" if text in ("list", "tuple") else None)
         self.mapping = text == "dict" or text.startswith(("dict[", "Dict["))
-        self.scalars = [p for p in parts if p in SCALARS] if len(parts) == len(
-            [p for p in parts if p in SCALARS]) else []
+        scalars = [p for p in parts if p in SCALARS]
+        self.scalars = scalars if len(scalars) == len(parts) else []  # `Any` and the like: anything goes
 
 
 def _split_union(text: str) -> list[str]:

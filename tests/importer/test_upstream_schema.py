@@ -176,3 +176,6 @@ def test_a_file_that_is_no_experiment_is_located(tmp_path):
         result = areal("validate", str(path), *extra, cwd=tmp_path)
         assert result.returncode == 1, result.stderr
         assert b"environ.yaml:2:1: error[E524]: this file is not an experiment" in result.stderr
+    typos = write(tmp_path, "experiment-name: e\ncomptue: {accelerator: CPU}\nrolse: {}\n", "typos.yaml")
+    result = areal("validate", str(typos), cwd=tmp_path)  # ours, misspelled: did-you-mean, not "no experiment"
+    assert b"E524" not in result.stderr and b"did you mean `compute`?" in result.stderr
