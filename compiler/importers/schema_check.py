@@ -103,6 +103,8 @@ class Checker:
             return
         hint = REMOVED.get((key,)) or did_you_mean(str(key), fields) or \
             f"{cls}'s fields: {', '.join(list(fields)[:12])}{', ...' if len(fields) > 12 else ''}"
+        if cls in self.old.classes and key in self.old.fields(cls):
+            hint = f"upstream AReaL {self.old.version} had it, {self.tables.version} removed it; {hint}"
         if not path and not self.strict_top and (key,) not in REMOVED:
             self.b.note("W510", f"`{key}` is not a field of {self.tables.label}'s {cls}: upstream loads this config "
                                 "only if the training script's own config class declares it", here,
