@@ -37,7 +37,8 @@ def _read_class(node: ast.ClassDef, constants: dict, enums: dict) -> dict:
             own.update(_constants([stmt], own))
         if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
             continue
-        annotation = ast.unparse(stmt.annotation)
+        quoted = isinstance(stmt.annotation, ast.Constant) and isinstance(stmt.annotation.value, str)
+        annotation = stmt.annotation.value if quoted else ast.unparse(stmt.annotation)  # "A": a forward reference
         if annotation.startswith(("ClassVar", "typing.ClassVar")):
             if stmt.value is not None:
                 own[stmt.target.id] = _literal(stmt.value, own, enums)

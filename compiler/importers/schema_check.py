@@ -28,6 +28,7 @@ class Checker:
         self.strict_top, self.described = chosen.strict_top, chosen.described
         self.old = load(PYPI_VERSION)
         self.newer: list[tuple] = []  # paths of keys upstream added after the wheel on PyPI
+        self.unset_of: dict[str, list[str]] = {}  # class -> the required fields its default leaves unset
 
     def run(self) -> None:
         data = self.b.resolved.data if isinstance(self.b.resolved.data, dict) else {}
@@ -142,17 +143,24 @@ class Checker:
                                  f"{'it' if len(unset) == 1 else 'them'}", path[:-1],
                          f"add `{path[-1]}:` with {', '.join(unset)} to {parent}", key=True)
 
-    def _unset(self, default, depth: int = 0) -> list[str]:
-        """The required fields a default leaves unset ([""]: the field itself is required)."""
+    def _unset(self, default, chain: tuple = ()) -> list[str]:
+        """The required fields a default leaves unset ([""]: the field itself is required); at most a dozen named,
+        each class looked into once per chain (a script's classes may nest, even loop)."""
         if isinstance(default, dict) and "$missing" in default:
             return [""]
-        if not (isinstance(default, dict) and default.get("$new") in self.tables.classes) or depth > 8:
+        cls = default.get("$new") if isinstance(default, dict) else None
+        if cls not in self.tables.classes or cls in chain or len(chain) > 8:
             return []
-        given, out = default.get("args", {}), []
-        for key, spec in self.tables.fields(default["$new"]).items():
-            if key not in given:
-                out += [f"{key}.{sub}" if sub else key for sub in self._unset(spec["default"], depth + 1)]
-        return out
+        given = default.get("args", {})
+        if not given and cls in self.unset_of:
+            return self.unset_of[cls]
+        out = []
+        for key, spec in self.tables.fields(cls).items():
+            if key not in given and len(out) < 12:
+                out += [f"{key}.{sub}" if sub else key for sub in self._unset(spec["default"], chain + (cls,))]
+        if not given:
+            self.unset_of[cls] = out[:12]
+        return out[:12]
 
     def _check(self, path: tuple, value: dict, check: dict, cls: str) -> None:
         field = check["field"]

@@ -19,6 +19,8 @@ class Tables:
 
     def __init__(self, version: str, classes: dict[str, dict], source: str = ""):
         self.version, self.classes, self.source = version, classes, source
+        self._defaults: dict[str, dict] = {}  # per class: a script's classes may nest (even loop) many times
+        self._fields: dict[str, dict] = {}
 
     @property
     def label(self) -> str:
@@ -29,7 +31,9 @@ class Tables:
 
     def fields(self, name: str) -> dict[str, dict]:
         """Every field of class `name`, inherited ones first (a dataclass's order), overrides in place."""
-        return _fields(self, name, 0)
+        if name not in self._fields:
+            self._fields[name] = _fields(self, name, 0)
+        return self._fields[name]
 
     def checks(self, name: str) -> list[dict]:
         seen, out = set(), []
@@ -41,33 +45,36 @@ class Tables:
                     out.append(check)
         return out
 
-    def lineage(self, name: str) -> list[str]:
-        """The class and its known bases, most basic first."""
+    def lineage(self, name: str, _chain: tuple = ()) -> list[str]:
+        """The class and its known bases, most basic first (a loop of bases, which Python refuses, is cut)."""
         out = []
         for base in self.classes.get(name, {}).get("bases", []):
-            if base in self.classes and base not in out:
-                out += [b for b in self.lineage(base) if b not in out]
+            if base in self.classes and base not in out and base not in _chain and base != name:
+                out += [b for b in self.lineage(base, _chain + (name,)) if b not in out]
         return out + ([name] if name in self.classes else [])
 
     def is_a(self, name: str, base: str) -> bool:
         return base in self.lineage(name)
 
-    def defaults(self, name: str) -> dict:
+    def defaults(self, name: str, _chain: tuple = ()) -> dict:
         """The value an untouched instance of class `name` has: what `${...}` sees for a key the file omits."""
-        return {key: value for key, spec in self.fields(name).items()
-                if (value := self.materialize(spec["default"])) is not _ABSENT}
+        if name not in self._defaults:
+            self._defaults[name] = {key: value for key, spec in self.fields(name).items()
+                                    if (value := self.materialize(spec["default"], _chain + (name,))) is not _ABSENT}
+        return self._defaults[name]
 
-    def materialize(self, default):
+    def materialize(self, default, _chain: tuple = ()):
         if isinstance(default, dict) and "$new" in default:
-            if default["$new"] not in self.classes:
-                return _ABSENT
-            out = self.defaults(default["$new"])
-            out.update({k: v for k, d in default.get("args", {}).items() if (v := self.materialize(d)) is not _ABSENT})
+            if default["$new"] not in self.classes or default["$new"] in _chain:
+                return _ABSENT  # unknown, or a class whose default holds itself (it could never be built)
+            out = dict(self.defaults(default["$new"], _chain))
+            out.update({k: v for k, d in default.get("args", {}).items()
+                        if (v := self.materialize(d, _chain)) is not _ABSENT})
             return out
         if isinstance(default, dict) and ("$missing" in default or "$unknown" in default):
             return _ABSENT
         if isinstance(default, list):
-            return [v for d in default if (v := self.materialize(d)) is not _ABSENT]
+            return [v for d in default if (v := self.materialize(d, _chain)) is not _ABSENT]
         return default
 
 
@@ -80,7 +87,7 @@ def _fields(tables: Tables, name: str, depth: int) -> dict[str, dict]:
     if spec is None or depth > 20:
         return out
     for base in spec.get("bases", []):
-        out.update(_fields(tables, base, depth + 1))
+        out.update(tables.fields(base) if base in tables._fields else _fields(tables, base, depth + 1))
     out.update(spec["fields"])
     return out
 

@@ -179,3 +179,46 @@ def test_a_file_that_is_no_experiment_is_located(tmp_path):
     typos = write(tmp_path, "experiment-name: e\ncomptue: {accelerator: CPU}\nrolse: {}\n", "typos.yaml")
     result = areal("validate", str(typos), cwd=tmp_path)  # ours, misspelled: did-you-mean, not "no experiment"
     assert b"E524" not in result.stderr and b"did you mean `compute`?" in result.stderr
+
+
+HOSTILE_SCRIPT = """\
+from dataclasses import dataclass, field
+from areal.api.cli_args import GRPOConfig, load_expr_config
+
+
+@dataclass
+class A(B):
+    a: "A" = field(default_factory=A)
+
+
+@dataclass
+class B(A):
+    b: int = 1
+
+
+""" + "".join(f"@dataclass\nclass L{i}:\n" + "".join(f"    f{j}: L{i + 1} = field(default_factory=L{i + 1})\n"
+                                                   for j in range(12)) + "\n\n" for i in range(1, 10)) + """\
+@dataclass
+class L10:
+    x: int = 1
+
+
+@dataclass
+class Top(GRPOConfig):
+    me: "Top" = field(default_factory=Top)
+    loop: A = field(default_factory=A)
+    deep: L1 = field(default_factory=L1)
+
+
+def main(argv):
+    load_expr_config(argv, Top)
+"""
+
+
+def test_a_training_script_whose_classes_loop_or_nest_deeply_is_answered(tmp_path, monkeypatch):
+    """The script is input too: classes that hold themselves, bases that loop, 12**10 nested defaults."""
+    (tmp_path / "hostile.py").write_text(HOSTILE_SCRIPT)
+    monkeypatch.chdir(tmp_path)
+    _, checked = imported(tmp_path, GSM8K + "me: {me: {}}\nloop: {a: {}}\n", driver="python3 hostile.py")
+    assert not [c for c, _, _ in codes(checked) if c in ("W510", "W512")]  # the script's class was read
+    assert not checked.ok and "`me.actor` is missing" in " ".join(d.message for d in checked.diagnostics)
