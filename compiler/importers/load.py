@@ -60,10 +60,11 @@ def is_upstream(data) -> bool:
 def _foreign(data) -> bool:
     """A non-empty mapping without a top-level key of our format or one close to it (a misspelled experiment of ours
     is not foreign: its E201 says did-you-mean), e.g. a SkyPilot task or an environment file."""
-    from difflib import get_close_matches
-
     from areal_compiler.spec.records import allowed_keys
 
     ours = allowed_keys(())
-    return isinstance(data, dict) and bool(data) and not any(
-        get_close_matches(str(key).replace("-", "_"), ours, n=1, cutoff=0.8) for key in data)
+    if not isinstance(data, dict) or not data or set(map(str, data)) & set(ours):
+        return False
+    from difflib import get_close_matches  # only for a file without one key of ours
+
+    return not any(get_close_matches(str(key).replace("-", "_"), ours, n=1, cutoff=0.8) for key in data)
