@@ -1,0 +1,21 @@
+"""Real training on the compiled plan, on this machine: upstream AReaL 1.0.4's SFTTrainer trains a tiny causal LM.
+
+`areal run` of an experiment whose actor role is two of upstream's RPC servers (FSDP, data parallel over both, on
+CPU) and whose driver is programs/sft_train.py (upstream's load_expr_config, get_custom_dataset and SFTTrainer;
+run-trainer has it use the planned scheduler). Two epochs of four steps on the tiny model and data set of
+make_tiny.py; the checks are upstream_training.check_trained. The same job on Slurm and Ray: tests/slurm and
+tests/ray, test_upstream_training.py."""
+from __future__ import annotations
+
+from helpers import areal, free_port_block
+from upstream_training import check_trained, run_job, write_job
+
+
+def test_upstream_sft_trains_the_tiny_model_on_the_planned_workers(areal_python, tiny_sft, tmp_path):
+    exp = write_job(tmp_path, areal_python, tiny_sft, base_port=free_port_block(16))
+    home = tmp_path / "home"
+    run_job([str(exp)], tmp_path, home)
+    env = {"AREAL_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    logs = [areal("logs", "sft-tiny/t0", f"actor/{rank}", env=env).stdout.decode(errors="replace")
+            for rank in range(2)]
+    check_trained(areal_python, tmp_path, tiny_sft, logs)
