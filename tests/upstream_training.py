@@ -1,7 +1,7 @@
 """Real upstream AReaL SFT training as a compiled job, for the tests that run it on each target.
 
-Used by tests/areal/test_training.py (`areal run`), tests/slurm/test_upstream_training.py and
-tests/ray/test_upstream_training.py: writes the experiment (actor = upstream's RPC servers, driver = our SFT script
+Used by tests/areal/test_training.py (`areal run`), tests/slurm/test_slurm_training.py and
+tests/ray/test_ray_training.py: writes the experiment (actor = upstream's RPC servers, driver = our SFT script
 on upstream's SFTTrainer) and upstream's SFT config for the tiny local model, reads back what training wrote, and
 checks it. Also `run_job`, `areal run` that must end 0 and leave no process, shared with tests/areal/test_job.py."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ STEPS = 8  # 32 rows, batches of 8, two epochs
 # about a minute at the first step. That is not what these tests are about, so the workers run them eagerly.
 EXPERIMENT = """\
 experiment_name: sft-tiny
-trial_name: {trial}
+trial_name: t0
 compute: {compute}
 fileroot: {root}/fileroot
 areal:
@@ -85,7 +85,7 @@ def make_tiny(python: str, out: Path) -> Path:
     return out
 
 
-def write_job(root: Path, python: str, tiny: Path, *, base_port: int, trial: str = "t0", two_nodes: bool = False,
+def write_job(root: Path, python: str, tiny: Path, *, base_port: int, two_nodes: bool = False,
               extra: str = "") -> Path:
     """The experiment and the SFT config in root; `two_nodes`: one rank on each of two one-GPU nodes (the GPUs
     are only planned: torch finds no CUDA here and upstream's engine runs on CPU), else a CPU node with both."""
@@ -96,7 +96,7 @@ def write_job(root: Path, python: str, tiny: Path, *, base_port: int, trial: str
     (root / "sft.yaml").write_text(CONFIG.format(root=root, python=python, tiny=tiny, nodes=nodes, gpus=gpus),
                                    encoding="utf-8")
     exp = root / "sft.areal.yaml"
-    exp.write_text(EXPERIMENT.format(trial=trial, compute=compute, root=root, workers=workers, python=python,
+    exp.write_text(EXPERIMENT.format(compute=compute, root=root, workers=workers, python=python,
                                      programs=PROGRAMS, base_port=base_port, extra=extra), encoding="utf-8")
     return exp
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates a venv with upstream AReaL 1.0.4 for the real-AReaL tests: `tests/areal/setup.sh VENV_DIR`.
 # Runs on CPU: areal is installed with --no-deps and only what its controller, RPC server, trainers and FSDP
-# engine import (requirements.txt beside this file), so upstream's pins never pull another torch. Idempotent; prints the python.
+# engine import (requirements.txt beside this file), so upstream's pins never pull another torch. Idempotent;
+# prints the python.
 set -euo pipefail
 if [ $# -ne 1 ]; then
     echo "usage: $0 VENV_DIR   (a venv of its own, never the project's)" >&2

@@ -3,8 +3,8 @@
 `areal run` of an experiment whose actor role is two of upstream's RPC servers (FSDP, data parallel over both, on
 CPU) and whose driver is programs/sft_train.py (upstream's load_expr_config, get_custom_dataset and SFTTrainer;
 run-trainer has it use the planned scheduler). Two epochs of four steps on the tiny model and data set of
-make_tiny.py; the checks are upstream_training.check_trained. The same job on Slurm and Ray: tests/slurm and
-tests/ray, test_upstream_training.py."""
+make_tiny.py; the checks are upstream_training.check_trained. The same job on Slurm and Ray:
+tests/slurm/test_slurm_training.py and tests/ray/test_ray_training.py."""
 from __future__ import annotations
 
 from helpers import areal, free_port_block
