@@ -34,7 +34,7 @@ roles:
     upstream: areal
     scheduling_spec: {{cpu: 1, mem: 4, port_count: 2,
                       env_vars: {{HF_HUB_OFFLINE: "1", TORCHDYNAMO_DISABLE: "1"}}}}
-driver:
+{data_role}driver:
   cmd: {python} {programs}/sft_train.py --config {root}/sft.yaml
   upstream: areal
   scheduling_spec: {{cpu: 1, mem: 4, env_vars: {{HF_HUB_OFFLINE: "1", HF_HOME: {root}/hf}}}}
@@ -65,7 +65,7 @@ actor:
   scheduling_spec:
     - {{cmd: "{python} -m areal.infra.rpc.rpc_server", cpu: 1, gpu: {gpus}, mem: 4, port_count: 2}}
 train_dataset: &data {{path: {tiny}/gsm8k, type: sft, batch_size: 8, shuffle: false, pin_memory: false,
-                      num_workers: 0, scheduling_spec: null}}
+                      num_workers: 0, scheduling_spec: {data_spec}, setup_timeout: 600}}
 valid_dataset: *data
 saver: &names {{experiment_name: "${{experiment_name}}", trial_name: "${{trial_name}}",
                fileroot: "${{cluster.fileroot}}", freq_epochs: 1}}
@@ -75,6 +75,17 @@ recover: {{mode: disabled, experiment_name: "${{experiment_name}}", trial_name: 
 stats_logger: {{experiment_name: "${{experiment_name}}", trial_name: "${{trial_name}}",
                fileroot: "${{cluster.fileroot}}", tensorboard: {{path: {root}/fileroot/tensorboard}}}}
 """
+# Upstream's data service (its default for a dataset with a scheduling_spec): one guard, which forks the data
+# worker, router and gateway itself; the controller asks for the `data-data` role. Its setup_timeout (120 s by
+# default) is raised in CONFIG: on a loaded 2-core machine the three forks have taken 124 s to import and answer.
+DATA_ROLE = """\
+  data-data:
+    replicas: 1
+    cmd: {python} -m areal.infra.rpc.guard
+    upstream: areal
+    scheduling_spec: {{cpu: 1, mem: 4, env_vars: {{HF_HUB_OFFLINE: "1", HF_HOME: {root}/hf}}}}
+"""
+DATA_SPEC = "{{cmd: {python} -m areal.infra.rpc.guard, cpu: 1, gpu: 0, mem: 4}}"
 
 
 def make_tiny(python: str, out: Path) -> Path:
@@ -86,17 +97,20 @@ def make_tiny(python: str, out: Path) -> Path:
 
 
 def write_job(root: Path, python: str, tiny: Path, *, base_port: int, two_nodes: bool = False,
-              extra: str = "") -> Path:
+              data_service: bool = False, extra: str = "") -> Path:
     """The experiment and the SFT config in root; `two_nodes`: one rank on each of two one-GPU nodes (the GPUs
-    are only planned: torch finds no CUDA here and upstream's engine runs on CPU), else a CPU node with both."""
+    are only planned: torch finds no CUDA here and upstream's engine runs on CPU), else a CPU node with both;
+    `data_service`: the data sets are served by upstream's data service, else loaded by the driver."""
     if two_nodes:
         compute, workers, nodes, gpus = "{accelerator: GPU_1xA10, num_accelerators: 2}", 'backend: "fsdp:d2"', 2, 1
     else:
         compute, workers, nodes, gpus = "{accelerator: CPU, num_accelerators: 0}", "replicas: 2", 1, 0
-    (root / "sft.yaml").write_text(CONFIG.format(root=root, python=python, tiny=tiny, nodes=nodes, gpus=gpus),
-                                   encoding="utf-8")
+    data_spec = DATA_SPEC.format(python=python) if data_service else "null"
+    (root / "sft.yaml").write_text(CONFIG.format(root=root, python=python, tiny=tiny, nodes=nodes, gpus=gpus,
+                                                 data_spec=data_spec), encoding="utf-8")
+    data_role = DATA_ROLE.format(python=python, root=root) if data_service else ""
     exp = root / "sft.areal.yaml"
-    exp.write_text(EXPERIMENT.format(compute=compute, root=root, workers=workers, python=python,
+    exp.write_text(EXPERIMENT.format(compute=compute, root=root, workers=workers, python=python, data_role=data_role,
                                      programs=PROGRAMS, base_port=base_port, extra=extra), encoding="utf-8")
     return exp
 
