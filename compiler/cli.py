@@ -18,6 +18,7 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in areal, not in the input
 BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
 ONE_SHOT = ("validate", "plan", "diff", "compile", "catalog", "schema")
 OPERATOR_VERBS = ("run", "start", "submit", "stop", "ps", "status", "logs")  # cli_runs.COMMANDS, imported when used
+UPSTREAM_GROUPS = ("train", "inf", "agent")  # upstream AReaL 2.0's CLI (upstream_cli.GROUPS), handed over
 
 
 ARGV = "areal.argv"  # ctx.meta key: the arguments as given
@@ -86,11 +87,23 @@ class Areal(click.Group):
             sys.exit(INTERNAL_ERROR)
 
 
+def _version(ctx: click.Context, _param, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from areal_compiler.upstream_cli import version_text
+
+        click.echo(version_text())
+        ctx.exit()
+
+
 @click.group(cls=Areal, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="areal-compile", prog_name="areal")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show this program's version, the upstream AReaL schema it knows, and upstream's own CLI.")
 @click.pass_context
 def main(ctx: click.Context) -> None:
-    """Compile declarative AReaL experiments into reviewable job artifacts for every target, and operate runs."""
+    """Compile declarative AReaL experiments into reviewable job artifacts for every target, and operate runs.
+
+    `areal train`, `areal inf` and `areal agent` are upstream AReaL's own CLI (2.0): they are handed to it when it
+    is installed. This program is also installed as `areal-compile`."""
     if ctx.invoked_subcommand in ONE_SHOT:
         # A one-shot command builds long-lived objects (modules, classes, the plan) and exits: the collector's
         # passes over them, while importing and again at interpreter exit, cost CPU and free nothing.
@@ -116,6 +129,10 @@ def run() -> None:
     ms of a cold compile) for memory the exit returns anyway. Nothing is left to finalize then: no atexit
     callbacks, no threads, every file closed; the standard streams are flushed first and the exit code is the
     same. Callers that invoke `main` in-process (tests) keep the ordinary exit."""
+    if len(sys.argv) > 1 and sys.argv[1] in UPSTREAM_GROUPS:
+        from areal_compiler.upstream_cli import hand_over
+
+        hand_over(sys.argv)
     try:
         main()
     except SystemExit as exc:

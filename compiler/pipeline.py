@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from areal_compiler import targets as registry
 from areal_compiler.check import Checked, check_file
 from areal_compiler.diagnostics import Diagnostic
+from areal_compiler.importers.imported import ImportedSource
 from areal_compiler.plan import Plan, PlanError, resolve
 from areal_compiler.source import Source
 from areal_compiler.targets import Artifact, TargetError, TargetWarning
@@ -71,8 +72,12 @@ def compile_file(path: str, targets: tuple[str, ...] | None = None, name: str | 
             except TargetError as exc:  # a check() that missed something: still located, never a traceback
                 found = [exc]
         problems += [(name, exc) for exc in found]
+    imported = isinstance(result.source, ImportedSource)
     for name, exc in problems:
-        result.diagnostics.append(result.source.diagnostic("E490", f"{name}: {exc}", exc.path, key=bool(exc.path)))
+        hint = (f"an upstream config has no `{exc.setting}`: give it with --overlay FILE, a YAML file holding "
+                f"`{exc.setting}: ...`" if imported and exc.setting else None)
+        result.diagnostics.append(result.source.diagnostic("E490", f"{name}: {exc}", exc.path, hint,
+                                                           key=bool(exc.path)))
     if problems:
         result.artifacts.clear()
     return result

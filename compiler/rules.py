@@ -321,7 +321,16 @@ def check_budget(source: Source, exp: Experiment, acc: Accelerator, shapes: dict
             out.append(source.diagnostic("E404", f"role `{name}` spans {shape.devices} devices, more than a node "
                                                  f"but not whole nodes of {per_node}", path,
                                          f"use a multiple of {per_node} devices"))
-    if used != total and not (exp.compute.allow_device_sharing and used > total):
+    sharing = exp.compute.allow_device_sharing
+    if per_node and total == per_node and 0 < used < total:  # one node, partly used: upstream runs it so too
+        first = max(s.devices for s in placed.values()) if sharing else used
+        idle = f"device {first}" if first == total - 1 else f"devices {first}-{total - 1}"
+        out.append(source.diagnostic("W402", f"{idle} of the node stay idle: the roles use {used} of its {total} "
+                                             f"({', '.join(f'{n}: {s.devices}' for n, s in placed.items())})",
+                                     ("compute", "num_accelerators"),
+                                     "the job still asks for the whole node (Slurm: all its devices); size the "
+                                     "roles up to use them", severity="warning"))
+    elif used != total and not (sharing and used > total):
         hint = ("set compute.num_accelerators to " + str(used) if used % max(per_node, 1) == 0 and used
                 else "resize the roles so they add up")
         if used > total:
@@ -329,7 +338,7 @@ def check_budget(source: Source, exp: Experiment, acc: Accelerator, shapes: dict
         out.append(source.diagnostic("E403", f"roles use {used} devices but compute.num_accelerators is {total} "
                                              f"({', '.join(f'{n}: {s.devices}' for n, s in placed.items())})",
                                      ("compute", "num_accelerators"), hint))
-    elif exp.compute.allow_device_sharing and used > total:
+    elif sharing and used > total:
         out.append(source.diagnostic("W401", f"roles share devices: {used} requested on {total} "
                                              "(allow_device_sharing)", ("compute", "allow_device_sharing"),
                                      "make sure the roles offload memory", severity="warning"))

@@ -61,13 +61,29 @@ def engine_or_skip(found, engine: str):
     return thing
 
 
-def free_port_block(size: int) -> int:
-    """The first of `size` consecutive ports that are free now (for a test's runtime.base_port)."""
+def find_areal_python() -> tuple[str | None, str]:
+    """Upstream AReaL 1.0.4's venv python (tests/areal/setup.sh), from AREAL_UPSTREAM_PYTHON, as (python, "") or
+    (None, why it is unusable)."""
+    python = os.environ.get("AREAL_UPSTREAM_PYTHON")
+    hint = "install it with tests/areal/setup.sh VENV and set AREAL_UPSTREAM_PYTHON=VENV/bin/python"
+    if not python:
+        return None, f"AREAL_UPSTREAM_PYTHON is not set ({hint})"
+    if not os.access(python, os.X_OK):
+        return None, f"AREAL_UPSTREAM_PYTHON={python} is not an executable ({hint})"
+    probe = subprocess.run([python, "-c", "import areal.api.alloc_mode, areal.version as v; print(v.__version__)"],
+                           capture_output=True, text=True, timeout=300, check=False)
+    if probe.returncode != 0:
+        return None, f"{python} cannot import areal: {probe.stderr.strip()[-500:]} ({hint})"
+    return python, ""
+
+
+def free_port_block(size: int, low: int = 32000, high: int = 60000) -> int:
+    """The first of `size` consecutive ports in [low, high) that are free now (for a test's runtime.base_port)."""
     import random
     import socket
 
     for _ in range(50):
-        base = random.randrange(32000, 60000)
+        base = random.randrange(low, high - size)
         try:
             for port in range(base, base + size):
                 with socket.socket() as probe:

@@ -16,6 +16,7 @@ from areal_compiler.spec.allocation import (
     Single,
     parse_allocation,
 )
+from areal_compiler.spec.shape import parse_role_backend
 
 # (text, total devices, world of each single in order) -- the valid examples of domain.md section 3.
 VALID = [
@@ -84,7 +85,6 @@ INVALID = [
     ("megatron:(attn:d4+ffn:d4)", "A004", 17),
     ("megatron:(attn:d4|ffn:d4", "A018", 24),          # the closing parenthesis is missing
     ("megatron:attn:d4|ffn:d4", "A018", 9),            # upstream's parentheses are optional, ours are not
-    ("megatron[moe]:(attn:d4|ffn:d4)", "A019", 9),     # upstream has no name on hybrid dims
     ("fsdp:(attn:d4|ffn:d4)", "A015", 5),
     ("fsdp:d4e2", "A006", 7),                          # fsdp: e only as 1
     ("sglang:d01", "A007", 8),                         # no leading zeros (upstream's NUMBER)
@@ -131,6 +131,13 @@ def test_hybrid_dims_and_derived_ffn_dp():
     assert s.ffn == Dims(d=1, p=12, e=4) and s.world == 48
     (s,) = parse_allocation("megatron:(attn:d8|ffn:e2)").singles()
     assert s.ffn == Dims(d=4, e=2)
+
+
+def test_a_hybrid_may_be_named_as_in_areal_2():
+    """AReaL 2.0's grammar names a hybrid MoE allocation (`train_backend_name_hybrid`); 1.0.4's could not."""
+    (s,) = parse_allocation("sglang[rollout]:d2+megatron[actor]:(attn:d4p2t2|ffn:d2p2t1e4)").singles()[1:]
+    assert (s.name, s.world, s.ffn) == ("actor", 16, Dims(d=2, p=2, t=1, e=4))
+    assert parse_role_backend("megatron[actor]:(attn:d4|ffn:e2)").name == "actor"
 
 
 def test_inference_pp_is_exposed_not_rejected():

@@ -51,7 +51,8 @@ CASES = {
     "unknown accelerator": (sub("GPU_8xH100", "gpu_8xh100"), ("E401", 4, 16)),
     "not a multiple of per-node": (sub("num_accelerators: 8", "num_accelerators: 12"), ("E402", 5, 21)),
     "zero accelerators": (sub("num_accelerators: 8", "num_accelerators: 0"), ("E402", 5, 21)),
-    "budget mismatch": (sub('"fsdp:d4"', '"fsdp:d2"'), ("E403", 5, 21)),
+    "budget mismatch": (sub("num_accelerators: 8", "num_accelerators: 16"), ("E403", 5, 21)),
+    "one node partly used": (sub('"fsdp:d4"', '"fsdp:d2"'), ("W402", 5, 21)),
     "role larger than a node, not whole nodes": (
         sub("num_accelerators: 8", "num_accelerators: 16", sub('"fsdp:d4"', '"fsdp:d12"')), ("E404", 11, 14)),
     "sglang instance over a node, not a multiple": (

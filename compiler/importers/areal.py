@@ -3,16 +3,18 @@
 Called by importers/__init__.py (from check.py's loading path); the result is an ImportedSource into the user's file."""
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 
-from areal_compiler.diagnostics import Span
 from areal_compiler.importers.builder import Builder
+from areal_compiler.importers.config_class import ROLLOUT_ONLY, config_class
 from areal_compiler.importers.imported import ImportedSource
 from areal_compiler.importers.interpolate import Origin, resolve
 from areal_compiler.importers.roles import translate_roles
+from areal_compiler.importers.schema_check import Checker
 from areal_compiler.source import Source
-from areal_compiler.spec.allocation import AllocationError, parse_allocation
+from areal_compiler.spec.allocation import AllocationError
 from areal_compiler.spec.catalog import CATALOG
 from areal_compiler.spec.shape import parse_role_backend
 from areal_compiler.upstream import CONFIG_NAME  # the original config's name in every target folder
@@ -23,12 +25,19 @@ SCHEDULER_TYPES = ("local", "ray", "slurm")
 
 def import_areal(source: Source, raw: bytes, accelerator: str | None = None, driver: str | None = None,
                  targets: tuple[str, ...] = ()) -> ImportedSource:
-    b = Builder(source, resolve(source))
+    chosen = config_class(source.data, driver)
+    b = Builder(source, resolve(source, chosen.tables.defaults(chosen.name), chosen.tables.label))
     if b.get("defaults") is not None:
-        b.note("W501", "Hydra `defaults` are not followed: only this file is read", ("defaults",),
-               "keys that live only in the listed files are not imported", key=True)
+        b.note("W501", "Hydra `defaults` are not followed: only this file is read, and required keys it lacks are "
+                       "taken to come from the listed files", ("defaults",),
+               "keys that live only in the listed files are not imported; the training script finds them relative "
+               "to the config, so run it with the original file (--config PATH in --driver)", key=True)
+    if chosen.problem:
+        b.note("W512", f"{chosen.problem}; checked against {chosen.tables.label}'s {chosen.name} instead",
+               (), "top-level keys that class lacks are taken as the script's own (warnings)")
+    Checker(b, chosen).run()
     cpu_only = b.get("cluster", "n_gpus_per_node", default=8) == 0
-    translate_roles(b, cpu_only)
+    translate_roles(b, cpu_only, rollout_only=chosen.name == ROLLOUT_ONLY)
     _legacy_allocation(b)
     _cluster(b, accelerator)
     _names(b)
@@ -43,6 +52,9 @@ def import_areal(source: Source, raw: bytes, accelerator: str | None = None, dri
 
 
 def _names(b: Builder) -> None:
+    """Upstream's names become valid names of ours; when `<experiment>-<trial>-<role>` would not fit generated
+    Kubernetes names, they are shortened deterministically (a hash of the original keeps them apart). The training
+    script and upstream's processes still see the original names (the `areal` block)."""
     roles = list(b.data.get("roles", {})) or ["actor"]
     exp, trial = b.get("experiment_name"), b.get("trial_name")
     if not isinstance(exp, str) or not isinstance(trial, str):
@@ -50,12 +62,16 @@ def _names(b: Builder) -> None:
         return
     new_exp = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", exp.lower())).strip("-")
     new_trial = re.sub(r"[^a-z0-9]", "", trial.lower())
-    room = MAX_BASE_NAME - len(new_exp) - 2 - max(len(r) for r in roles)
-    if 0 < room < len(new_trial):
-        new_trial = new_trial[:room]
-    for key, old, new, rule in (("experiment_name", exp, new_exp, "lower-case letters, digits and `-`"),
-                                ("trial_name", trial, new_trial, "lower-case letters and digits, short enough "
-                                                                 "for generated Kubernetes names")):
+    room = MAX_BASE_NAME - 2 - max(len(r) for r in roles)  # for `<experiment>-<trial>`
+    shortened = {}
+    if new_exp and new_trial and len(new_exp) + len(new_trial) > room:
+        new_trial = _shorten(new_trial, trial, max(8, room - 16), "")
+        new_exp = _shorten(new_exp, exp, room - len(new_trial), "-")
+        shortened = {"experiment_name": new_exp != exp, "trial_name": new_trial != trial}
+    for key, old, new in (("experiment_name", exp, new_exp), ("trial_name", trial, new_trial)):
+        rule = ("lower-case letters, digits and `-`" if key == "experiment_name" else "lower-case letters and digits")
+        if shortened.get(key):
+            rule += ", shortened with a hash of the original so every generated Kubernetes name fits"
         if not new:
             b.error("E513", f"{key} `{old}` has no letters or digits to build a name from", (key,))
         elif new != old:
@@ -63,6 +79,14 @@ def _names(b: Builder) -> None:
                    "the training script still sees the original name in its config")
         b.put((key,), new or old, (key,))
         b.put(("areal", key), old, (key,))  # what upstream's processes are told: the config's own names
+
+
+def _shorten(name: str, original: str, limit: int, joiner: str) -> str:
+    """`name` itself when it fits `limit`, else a prefix and 6 hex digits of the original's hash."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(original.encode()).hexdigest()[:6]
+    return name[:max(limit - len(digest) - len(joiner), 1)].rstrip("-") + joiner + digest
 
 
 def _cluster(b: Builder, accelerator: str | None) -> None:
@@ -81,35 +105,54 @@ def _cluster(b: Builder, accelerator: str | None) -> None:
         count = nodes * (entry.devices_per_node if entry else per_node)
         b.put(("compute", "accelerator"), accelerator, origin=Origin(None, None, label="--accelerator"))
     else:
-        name, count = _derive(b, nodes, per_node, used)
+        name, count = _derive(b, nodes, per_node)
         b.put(("compute", "accelerator"), name, at)
     b.put(("compute", "num_accelerators"), count, at)
-    if used > count:
-        why = ("`enable_offload: true` is upstream's opt-in to share devices" if b.get("enable_offload") is True
-               else "upstream's local scheduler hands out devices round-robin, so roles share them")
-        b.put(("compute", "allow_device_sharing"), True, ("enable_offload",) if b.get("enable_offload") else at)
-        b.note("W503", f"roles use {used} devices on {count}: {why}; imported with compute.allow_device_sharing",
+    if used > count or b.sharing:
+        why = b.sharing or ("`enable_offload: true` is upstream's opt-in to share devices"
+                            if b.get("enable_offload") is True
+                            else "upstream's local scheduler hands out devices round-robin, so roles share them")
+        if not b.data.get("compute", {}).get("allow_device_sharing"):
+            b.put(("compute", "allow_device_sharing"), True, ("enable_offload",) if b.get("enable_offload") else at)
+        b.note("W503", f"roles use {used} devices on {count}: {why}; imported with compute.allow_device_sharing"
+               if used > count else f"{why} (compute.allow_device_sharing)",
                at, "make sure the roles offload memory, or give the cluster more devices")
     _name_resolve(b)
 
 
-def _derive(b: Builder, nodes: int, per_node: int, used: int) -> tuple[str, int]:
-    """No accelerator type upstream: CPU for 0 devices, else the generic GPU_<N>xANY (no model pinned)."""
+def _derive(b: Builder, nodes: int, per_node: int) -> tuple[str, int]:
+    """No accelerator type upstream: CPU for 0 devices, an Ascend 910B node for a config that sets Ascend's
+    variables, else the generic GPU_<N>xANY (no model pinned)."""
     at = ("cluster", "n_gpus_per_node")
     if per_node == 0:
         b.note("W504", "accelerator type derived: CPU (cluster.n_gpus_per_node is 0)", at)
         return "CPU", 0
-    size, why = per_node, f"cluster.n_gpus_per_node is {per_node}"
-    if nodes == 1 and 0 < used < per_node and f"GPU_{used}xANY" in CATALOG:
-        size, why = used, f"the roles use {used} of the node's {per_node} devices"
-    name = f"GPU_{size}xANY"
+    ascend = _ascend_variable(b)
+    name = f"NPU_{per_node}x910B" if ascend else f"GPU_{per_node}xANY"
+    why = f"cluster.n_gpus_per_node is {per_node}" + (f" and the config sets Ascend's `{ascend}`" if ascend else "")
     if name not in CATALOG:
-        b.error("E515", f"no accelerator type can be derived: {why}", at,
+        b.error("E515", f"no accelerator type can be derived: {why}, and the catalog has no {name}", at,
                 "name the node type with --accelerator, e.g. --accelerator GPU_8xH100 (see `areal catalog`)")
-        return name, nodes * size
-    b.note("W504", f"accelerator type derived: {name} ({why}; any GPU model, none pinned)", at,
+        return name, nodes * per_node
+    model = "an Ascend 910B node" if ascend else "any GPU model, none pinned"
+    b.note("W504", f"accelerator type derived: {name} ({why}; {model})", at,
            "pin the model with --accelerator, e.g. --accelerator GPU_8xH100 (see `areal catalog`)")
-    return name, nodes * size
+    return name, nodes * per_node
+
+
+ASCEND_PREFIXES = ("HCCL_", "ASCEND_", "ACL_")  # set only for Huawei's CANN stack, never for NVIDIA's
+
+
+def _ascend_variable(b: Builder) -> str | None:
+    """The first Ascend-only environment variable an engine sets, unless the config also sets NCCL's (then it is
+    written for both and says nothing)."""
+    names = []
+    for role in b.data.get("roles", {}).values():
+        env = role.get("scheduling_spec", {}).get("env_vars")
+        names += [str(key) for key in env] if isinstance(env, dict) else []
+    if any(n.startswith("NCCL_") for n in names):
+        return None
+    return next((n for n in names if n.startswith(ASCEND_PREFIXES)), None)
 
 
 def _devices_used(b: Builder) -> int:
@@ -142,48 +185,17 @@ def _name_resolve(b: Builder) -> None:
 
 
 def _legacy_allocation(b: Builder) -> None:
-    """Upstream's deprecated top-level allocation_mode: used only for roles without their own backend."""
-    text = b.get("allocation_mode")
-    if not text:
-        return
-    at = ("allocation_mode",)
-    roles = b.data.get("roles", {})
-    missing = [n for n, r in roles.items() if n in ("actor", "rollout", "critic", "ref") and "backend" not in r
-               and "replicas" not in r and r.get("scheduling_strategy", {}).get("type") != "colocation"]
-    if not missing:
-        b.note("W509", "`allocation_mode` is deprecated upstream and ignored: every engine has its own backend",
-               at, "remove it", key=True)
-        return
-    try:
-        allocation = parse_allocation(text)
-    except AllocationError as exc:
-        span = b.origin(at).span
-        if span is not None:  # the caret points inside the string, past an opening quote
-            line = b.source.line(span.line) or ""
-            quote = 1 if line[span.col - 1:span.col] in ("\"", "'") else 0
-            span = Span(span.line, span.col + quote + exc.offset)
-        b.diagnostics.append(b.source.diagnostic(exc.code, f"invalid allocation_mode `{text}`: {exc.message}",
-                                                 at, exc.hint, span=span))
-        return
-    for single in allocation.singles():
-        name = single.name or ("rollout" if single.kind == "inference" else "actor")
-        if name in roles and "backend" not in roles[name]:
-            b.put(("roles", name, "backend"), _single_text(single), at)
-    b.note("W509", "legacy top-level `allocation_mode` translated into per-role backends", at,
-           "upstream 1.0.4 needs a `backend` in every engine block; write them there", key=True)
-
-
-def _single_text(single) -> str:
-    dims = single.dims
-    text = "".join(f"{k}{getattr(dims, k)}" for k in "dtpce" if getattr(dims, k) != 1) or "d1"
-    if single.ffn is not None:
-        ffn = "".join(f"{k}{getattr(single.ffn, k)}" for k in "dtpe" if getattr(single.ffn, k) != 1) or "d1"
-        return f"{single.backend}:(attn:{text}|ffn:{ffn})"
-    return f"{single.backend}:{text}"
+    """Upstream's deprecated top-level allocation_mode: only its SPMD launchers read it; its loader still requires a
+    `backend` in every engine (the schema check says which are missing)."""
+    if b.get("allocation_mode"):
+        b.note("W509", "`allocation_mode` is deprecated upstream and read only by its SPMD launchers: every engine "
+                       "takes its own `backend`", ("allocation_mode",),
+               "write each engine's backend (e.g. rollout.backend: \"sglang:d2\") and remove allocation_mode", key=True)
 
 
 def _staleness(b: Builder, cpu_only: bool) -> None:
-    if "rollout" not in b.data.get("roles", {}):
+    roles = b.data.get("roles", {})
+    if "rollout" not in roles and "rollout-inf" not in roles:
         return
     at = ("rollout",)
     b.put(("staleness", "max_head_offpolicyness"), b.get(*at, "max_head_offpolicyness", default=0),
@@ -194,8 +206,9 @@ def _staleness(b: Builder, cpu_only: bool) -> None:
         value = b.get(*at, key)
         if value:  # 0 and null both mean "the default" upstream
             b.put(("staleness", key), value, at + (key,))
-    if cpu_only:
-        b.put(("staleness", "gate_role"), "actor", at)
+    trainer = next((r for r in ("actor", "actor-guard") if r in roles), None)
+    if cpu_only and trainer:
+        b.put(("staleness", "gate_role"), trainer, at)
 
 
 def _driver(b: Builder, driver: str) -> None:

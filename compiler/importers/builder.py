@@ -18,6 +18,7 @@ class Builder:
         self.key_origins: dict[tuple, Origin] = {}
         self.upstream: dict[tuple, str] = {}
         self.diagnostics: list[Diagnostic] = list(resolved.problems)
+        self.sharing: str | None = None  # why imported roles share devices (importers/sharing.py), for W503
 
     def get(self, *path, default=None):
         """The resolved upstream value at path (None-safe)."""
@@ -65,6 +66,15 @@ class Builder:
             if path[:n] == upstream and len(path) > n:
                 self.origins[ours + path[n:]] = origin
                 self.upstream[ours + path[n:]] = dotted(path)
+
+    def locate(self, ours: tuple, upstream: tuple) -> None:
+        """Messages about `ours` (not a value of its own) point at the upstream block it was made from."""
+        found, key_span = self.origin(upstream), self.resolved.key_spans.get(tuple(upstream))
+        if found is not None:
+            self.origins.setdefault(ours, found)
+        if key_span is not None:
+            self.key_origins.setdefault(ours, Origin(self.source, key_span))
+        self.upstream.setdefault(ours, dotted(upstream))
 
     def where(self, *upstream) -> tuple:
         """The longest prefix of an upstream path that exists, to locate a message about it."""

@@ -46,11 +46,13 @@ class Resolved:
     origins: dict[tuple, Origin] = field(default_factory=dict)
     key_spans: dict[tuple, Span] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)
+    failed: set = field(default_factory=set)  # top-level keys whose resolution failed (they resolve to None)
 
 
-def resolve(source: Source) -> Resolved:
-    """Resolve every reference; each failing top-level key becomes one located error and resolves to None."""
-    resolver = _Resolver(source)
+def resolve(source: Source, defaults: dict | None = None, defaults_label: str = "upstream") -> Resolved:
+    """Resolve every reference; each failing top-level key becomes one located error and resolves to None.
+    `defaults`: what upstream's config class gives a key the file omits (a reference to it sees that value)."""
+    resolver = _Resolver(source, defaults or {}, defaults_label)
     out = Resolved({}, resolver.origins, dict(source.key_spans))
     data = source.data if isinstance(source.data, dict) else {}
     cycles: set[frozenset] = set()
@@ -62,6 +64,7 @@ def resolve(source: Source) -> Resolved:
                 out.problems.append(exc.diagnostic)
             cycles.add(exc.cycle)
             out.data[key] = None
+            out.failed.add(key)
             resolver.stack.clear()
     out.key_spans.update(resolver.key_spans)
     return out
@@ -72,8 +75,8 @@ def dotted(path: tuple) -> str:
 
 
 class _Resolver:
-    def __init__(self, source: Source):
-        self.source = source
+    def __init__(self, source: Source, defaults: dict, defaults_label: str):
+        self.source, self.defaults, self.defaults_label = source, defaults, defaults_label
         self.done: dict[tuple, object] = {}
         self.origins: dict[tuple, Origin] = {}
         self.key_spans: dict[tuple, Span] = {}
@@ -95,7 +98,11 @@ class _Resolver:
                 raise self._missing(path, path[:i], asked_by, ref)
             raw = _child(raw, key)
             if raw is _MISSING:
-                raise self._missing(path, path[:i], asked_by, ref)
+                default = _lookup(self.defaults, path) if asked_by is not None else _MISSING
+                if default is _MISSING:
+                    raise self._missing(path, path[:i], asked_by, ref)
+                self.done[path] = default  # upstream's default: the file never wrote it, so it has no span
+                return default
         return self._resolve(path, raw)
 
     def _missing(self, path: tuple, parent: tuple, asked_by: tuple | None, ref: str | None) -> InterpolationError:
@@ -194,6 +201,10 @@ class _Resolver:
             if key[:n] == target and len(key) > n:
                 self.key_spans.setdefault(path + key[n:], kspan)
         origin = self.origins.get(target)
+        if origin is None and target in self.done:  # upstream's default: located at the reference to it
+            self.origins[path] = Origin(self.source, ref[1], (ref,), label=f"{self.defaults_label}'s default "
+                                                                           f"for `{dotted(target)}`")
+            return
         self.origins[path] = Origin(self.source, origin.span if origin else None,
                                     (ref,) + (origin.via if origin else ()))
 
@@ -209,9 +220,14 @@ def _child(node, key):
     return _MISSING
 
 
-def _walk(node, path: tuple):
+def _lookup(node, path: tuple):
     for key in path:
         node = _child(node, key)
         if node is _MISSING:
-            return None
+            break
     return node
+
+
+def _walk(node, path: tuple):
+    found = _lookup(node, path)
+    return None if found is _MISSING else found

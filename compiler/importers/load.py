@@ -13,6 +13,12 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
     """Our experiment as a Source: read directly, or imported from an upstream config. Raises SourceError."""
     options = options or CURRENT.get()
     source = load(path, name)
+    if options.source_format != "areal" and not is_upstream(source.data) and _foreign(source.data):
+        first = next(iter(source.data))
+        raise _fail(source.name, "E524", "this file is not an experiment: it has none of our keys (compute, roles, "
+                    "...) and is not an upstream AReaL config (experiment_name with cluster, actor or rollout)",
+                    f"`{first}` is neither's; compile an experiment file (see README: Running AReaL with areal "
+                    "compile)", source.key_spans.get((first,)), source.text)
     if options.source_format != "areal" and not is_upstream(source.data):
         if options.overlay or options.driver or options.accelerator:
             raise _fail(source.name, "E518", "--accelerator, --driver and --overlay apply to imported upstream "
@@ -34,10 +40,31 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
         from areal_compiler.importers.overlay import apply_overlay
 
         apply_overlay(imported, load(options.overlay))
+    if "driver" not in imported.data and not imported.failed:
+        roles = ", ".join(imported.data.get("roles", {}))
+        imported.problems.append(imported.diagnostic(
+            "W513", f"no --driver: the job starts upstream's worker servers ({roles}) but nothing drives them (the "
+                    "training script is upstream's controller); they wait until the job is stopped",
+            ("experiment_name",), "add it with --driver 'python3 examples/math/gsm8k_rl.py' (it gets --config "
+                                  "areal-config.yaml), or `driver: {cmd: ..., upstream: areal}` in an --overlay",
+            key=True, severity="warning"))
     return imported
 
 
 def is_upstream(data) -> bool:
-    """Upstream's shape: names plus cluster/actor/allocation_mode, and none of our own `compute`/`roles`."""
+    """Upstream's shape: names plus cluster/actor/rollout/allocation_mode, and none of our own `compute`/`roles`."""
     return (isinstance(data, dict) and "experiment_name" in data and "compute" not in data
-            and "roles" not in data and any(k in data for k in ("cluster", "actor", "allocation_mode")))
+            and "roles" not in data and any(k in data for k in ("cluster", "actor", "rollout", "allocation_mode")))
+
+
+def _foreign(data) -> bool:
+    """A non-empty mapping without a top-level key of our format or one close to it (a misspelled experiment of ours
+    is not foreign: its E201 says did-you-mean), e.g. a SkyPilot task or an environment file."""
+    from areal_compiler.spec.records import allowed_keys
+
+    ours = allowed_keys(())
+    if not isinstance(data, dict) or not data or set(map(str, data)) & set(ours):
+        return False
+    from difflib import get_close_matches  # only for a file without one key of ours
+
+    return not any(get_close_matches(str(key).replace("-", "_"), ours, n=1, cutoff=0.8) for key in data)

@@ -1,98 +1,123 @@
 """Upstream engine blocks -> our roles, as upstream's trainers and controllers create them (domain.md section 9).
 
-Called by importers/areal.py; role names, worker counts and per-worker resources follow upstream's controllers."""
+Called by importers/areal.py; role names, worker counts and per-worker resources follow upstream's controllers
+(v1: the engine's RPC servers; v2: `<role>-guard` / `<role>-inf` guards); importers/sharing.py then settles
+which roles share devices."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from areal_compiler.importers.builder import Builder
+from areal_compiler.importers.sharing import settle_colocation
 from areal_compiler.spec.allocation import AllocationError
 from areal_compiler.spec.shape import parse_role_backend
 
 RPC_SERVER = "python3 -m areal.infra.rpc.rpc_server"
 DATA_GUARD = "python3 -m areal.infra.rpc.guard"  # upstream's default data-service guard command
+V2_TRAIN_GUARD = "python -m areal.v2.training_service.guard"  # GatewayTrainController: role `<role>-guard`
+V2_INF_GUARD = "python -m areal.v2.inference_service.guard"  # RolloutControllerV2: role `<role>-inf`
 SPEC_KEYS = {"cpu", "mem", "port_count", "image", "env_vars"}
-IGNORED_SPEC_KEYS = {"task_type", "ray_placement_strategy", "gpu"}  # gpu: the backend decides it
-SLURM_SPEC_KEYS = {"nodelist", "exclude"}
-KNOWN_SPEC_KEYS = SPEC_KEYS | IGNORED_SPEC_KEYS | SLURM_SPEC_KEYS | {
-    "cmd", "container_type", "mount", "additional_bash_cmds", "srun_additional_args"}
+SLURM_SPEC_KEYS = {"nodelist", "exclude", "reservation", "exclusive"}
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
-def upstream_roles(b: Builder) -> list[tuple[str, tuple, str]]:
-    """(our role name, upstream path of its engine block, kind) in the order upstream's trainer creates them."""
+@dataclass(frozen=True)
+class Engine:
+    name: str  # our role's name, as upstream's controller names it
+    at: tuple  # upstream path of the engine block
+    kind: str  # training | inference | eval | data
+    v2: bool = False
+
+
+def upstream_roles(b: Builder, rollout_only: bool = False) -> list[Engine]:
+    """The roles in the order upstream's trainer creates them."""
     online = b.get("rollout", "agent", "mode") == "online"
     rl = isinstance(b.get("rollout"), dict)
+    if rollout_only:  # a rollout-only script starts its rollout controller and nothing else
+        return [_named("rollout", ("rollout",), "inference", b)]
     out = []
     if isinstance(b.get("train_dataset"), dict) and not online and \
             b.get("train_dataset", "scheduling_spec", default=()) is not None:
-        out.append(("data-data", ("train_dataset",), "data"))
-    out.append(("actor", ("actor",), "training"))
+        out.append(Engine("data-data", ("train_dataset",), "data"))
+    out.append(_named("actor", ("actor",), "training", b))
     if isinstance(b.get("critic"), dict):
-        out.append(("critic", ("critic",), "training"))
+        out.append(_named("critic", ("critic",), "training", b))
     if isinstance(b.get("ref"), dict):
         kl_ctl = b.get("actor", "kl_ctl", default=0.1)  # upstream's default kl_ctl is 0.1
         if not rl or (isinstance(kl_ctl, (int, float)) and kl_ctl > 0):
-            out.append(("ref", ("ref",), "training"))
+            out.append(_named("ref", ("ref",), "training", b))
     teacher = b.get("teacher")
-    if isinstance(teacher, dict) and teacher.get("engine_type", "rollout") == "train":
-        out.append(("teacher", ("teacher", "train"), "training"))
+    kind = teacher.get("engine_type", "rollout") if isinstance(teacher, dict) else None
+    if kind == "train":
+        out.append(_named("teacher", ("teacher", "train"), "training", b))
     if rl:
-        out.append(("rollout", ("rollout",), "inference"))
+        rollout = _named("rollout", ("rollout",), "inference", b)
+        out.append(rollout)
         if not online:
-            out.append(("eval-rollout", ("rollout",), "eval"))
-    if isinstance(teacher, dict) and teacher.get("engine_type", "rollout") == "rollout":
-        out.append(("teacher", ("teacher", "rollout"), "inference"))
+            out.append(Engine("eval-rollout-inf" if rollout.v2 else "eval-rollout", ("rollout",), "eval",
+                              rollout.v2))
+    if kind == "rollout":
+        out.append(_named("teacher", ("teacher", "rollout"), "inference", b))
     return out
 
 
-def translate_roles(b: Builder, cpu_only: bool) -> None:
+def _named(role: str, at: tuple, kind: str, b: Builder) -> Engine:
+    v2 = b.get(*at, "_version") == "v2"
+    return Engine(f"{role}{'-guard' if kind == 'training' else '-inf'}" if v2 else role, at, kind, v2)
+
+
+def translate_roles(b: Builder, cpu_only: bool, rollout_only: bool = False) -> None:
     """Every role runs upstream's worker command, which upstream's schedulers give their arguments to (upstream:
-    areal): its spec `cmd`, the RPC server or the data-service guard by default."""
+    areal): its spec `cmd`, the RPC server or the data-service guard by default; v2 engines run v2 guards."""
     for block in ("cluster", "scheduler", "rollout", "train_dataset"):
         if b.get(block) is not None and not isinstance(b.get(block), dict):
             b.error("E511", f"`{block}` must be a mapping", (block,))
-    for name, at, kind in upstream_roles(b):
-        if b.get(*at) is None:
-            b.error("E510", f"no `{'.'.join(at)}` engine: upstream needs at least its `backend`", at,
-                    f"add {at[-1]}: {{backend: \"fsdp:d8\"}}")
-            continue
-        if not isinstance(b.get(*at), dict):
-            b.error("E511", f"`{'.'.join(at)}` must be a mapping (an engine config)", at)
-            continue
-        if kind == "data":
-            _data_service(b, name, at)
-        elif kind == "eval":
-            _eval_rollout(b, name, at)
+    engines = upstream_roles(b, rollout_only)
+    for engine in engines:
+        if not isinstance(b.get(*engine.at), dict):
+            continue  # the schema check says what is missing or malformed
+        if engine.kind == "data":
+            _data_service(b, engine.name, engine.at)
+        elif engine.kind == "eval":
+            _eval_rollout(b, engine)
         else:
-            _engine(b, name, at, kind, cpu_only)
-        if name in b.data.get("roles", {}):
-            b.put(("roles", name, "upstream"), "areal", origin=b.origin(at))
+            _engine(b, engine, cpu_only)
+        if engine.name in b.data.get("roles", {}):
+            b.put(("roles", engine.name, "upstream"), "areal", origin=b.origin(engine.at))
+            b.locate(("roles", engine.name), engine.at)  # a message about the role points at its engine block
+    settle_colocation(b, {e.name: e for e in engines})
     _unplanned_engines(b)
 
 
-def _engine(b: Builder, name: str, at: tuple, kind: str, cpu_only: bool) -> None:
+def _engine(b: Builder, engine: Engine, cpu_only: bool) -> None:
+    name, at, kind = engine.name, engine.at, engine.kind
     backend = b.get(*at, "backend")
-    if backend is None and not b.get("allocation_mode"):  # with it, areal.py fills the backend in
-        b.error("E510", f"`{'.'.join(at)}` has no `backend`", at,
-                "upstream requires one per engine, e.g. backend: \"fsdp:d4\" (or sglang:d4 for rollout)", key=True)
-        return
-    size = _instance_size(backend) if kind == "inference" and backend else 1
-    if backend is not None and cpu_only:  # CPU nodes: the backend's worker count, no devices
+    if not isinstance(backend, str):
+        return  # the schema check reports a missing or malformed backend
+    per_worker = _per_worker(backend, b, engine.v2) if kind == "inference" else 1
+    if cpu_only:  # CPU nodes: the backend's worker count, no devices
         workers = _workers(backend, kind)
         if workers is not None:
             b.put(("roles", name, "replicas"), workers, at + ("backend",))
-    elif backend is not None:
+    else:
         b.put(("roles", name, "backend"), backend, at + ("backend",))
-    _spec(b, name, at, size)
+    _spec(b, name, at, per_worker, V2_INF_GUARD if engine.v2 and kind == "inference" else
+          V2_TRAIN_GUARD if engine.v2 else None)
     _strategy(b, name, at)
 
 
-def _instance_size(backend) -> int:
-    """Upstream's rollout controller scales cpu and mem by the instance size (t*p)."""
+def _per_worker(backend: str, b: Builder, v2: bool) -> int:
+    """Upstream's rollout controllers scale cpu and mem by an instance's t*p (v1), or by the devices of one guard,
+    t*p split over the nodes an instance larger than a node spans (v2)."""
     try:
         single = parse_role_backend(backend)
-    except (AllocationError, TypeError):
+    except AllocationError:
         return 1
-    return single.dims.t * single.dims.p
+    size = single.dims.t * single.dims.p
+    per_node = b.get("cluster", "n_gpus_per_node", default=8)
+    if v2 and isinstance(per_node, int) and per_node > 0 and size > per_node and size % per_node == 0:
+        return per_node
+    return size
 
 
 def _workers(backend, kind: str) -> int | None:
@@ -103,41 +128,38 @@ def _workers(backend, kind: str) -> int | None:
     return single.dims.d if kind == "inference" else single.world
 
 
-def _spec(b: Builder, name: str, at: tuple, scale: int) -> None:
+def _spec(b: Builder, name: str, at: tuple, scale: int, guard: str | None) -> None:
+    """The first scheduling_spec entry (upstream's worker spec) -> our role's scheduling_spec and Slurm settings.
+    A v2 engine's controller replaces the command with its guard's."""
     specs = b.get(*at, "scheduling_spec")
-    if specs is None:
-        b.put(("roles", name, "cmd"), RPC_SERVER, origin=b.origin(at))
-        return
     if isinstance(specs, dict):
-        specs = [specs]
-    if not isinstance(specs, list) or not specs or not isinstance(specs[0], dict):
-        b.error("E511", "scheduling_spec must be a list of one or two mappings (worker, engine)",
-                at + ("scheduling_spec",))
+        specs = [specs]  # the schema check refuses it; translate what it says anyway
+    if not (isinstance(specs, list) and specs and isinstance(specs[0], dict)):
+        b.put(("roles", name, "cmd"), guard or RPC_SERVER, origin=b.origin(at))
         return
     spec, where = specs[0], at + ("scheduling_spec", 0)
     if not isinstance(b.get(*at, "scheduling_spec"), list):
         where = at + ("scheduling_spec",)
-    b.put(("roles", name, "cmd"), spec.get("cmd") or RPC_SERVER, where + ("cmd",))
+    b.put(("roles", name, "cmd"), guard or spec.get("cmd") or RPC_SERVER, where + ("cmd",))
     for key, value in spec.items():
-        if key in SPEC_KEYS and value is not None:
+        if value is None:
+            continue
+        if key in SPEC_KEYS:
             if key in ("cpu", "mem") and isinstance(value, int) and not isinstance(value, bool):
                 value *= scale
             if key == "env_vars" and isinstance(value, dict):
                 value = {k: _env_text(v) for k, v in value.items()}
                 _secret_warnings(b, where + ("env_vars",), value)
             b.put(("roles", name, "scheduling_spec", key), value, where + (key,))
-        elif key in SLURM_SPEC_KEYS and value is not None:
-            b.put(("roles", name, "slurm", key), value, where + (key,))
-        elif key in ("container_type", "mount") and value is not None:
+        elif key in SLURM_SPEC_KEYS and value is not False:
+            b.put(("roles", name, "slurm", key), value, where + (key,))  # upstream passes them to the role's sbatch
+        elif key in ("container_type", "mount"):
             value = [m for m in str(value).split(",") if m] if key == "mount" else value
             b.put(("slurm", key), value, where + (key,))
         elif key in ("additional_bash_cmds", "srun_additional_args") and value:
             b.note("W505", f"`{key}` is not carried over: areal compile never runs configuration text as shell",
                    where + (key,), "install what it sets up into the image, or run it in the role's own program",
                    key=True)
-        elif key not in KNOWN_SPEC_KEYS:
-            b.error("E512", f"unknown scheduling_spec key `{key}`", where + (key,),
-                    "upstream's SchedulingSpec has no such field either", key=True)
 
 
 def _env_text(value) -> str:
@@ -163,14 +185,35 @@ def _strategy(b: Builder, name: str, at: tuple) -> None:
             b.put(("roles", name, "scheduling_strategy", key), strategy[key], at + ("scheduling_strategy", key))
 
 
-def _eval_rollout(b: Builder, name: str, at: tuple) -> None:
-    """Upstream's PPO trainer forks eval-rollout workers onto the rollout servers (gpu 0, colocated)."""
-    b.put(("roles", name, "scheduling_strategy"), {"type": "colocation", "target": "rollout"}, origin=b.origin(at))
-    spec = b.data.get("roles", {}).get("rollout", {}).get("scheduling_spec", {})
+def _eval_rollout(b: Builder, engine: Engine) -> None:
+    """v1: upstream's PPO trainer forks eval-rollout workers onto the rollout servers (gpu 0, colocated). v2: the
+    eval RolloutControllerV2 starts one `eval-rollout-inf` guard per rollout instance (gpu 0, placed anywhere)."""
+    name, at = engine.name, engine.at
+    rollout = "rollout-inf" if engine.v2 else "rollout"
+    spec = b.data.get("roles", {}).get(rollout, {}).get("scheduling_spec", {})
+    if engine.v2:
+        try:
+            instances = parse_role_backend(b.get(*at, "backend")).dims.d
+        except (AllocationError, TypeError):
+            return
+        b.put(("roles", name, "replicas"), instances, at + ("backend",))
+        b.put(("roles", name, "cmd"), V2_INF_GUARD, origin=b.origin(at))
+        b.put(("roles", name, "scheduling_spec", "gpu"), 0, origin=b.origin(at))
+        sources = _first_spec(b, at)
+        for key in ("cpu", "mem", "port_count"):
+            if key in sources:
+                b.put(("roles", name, "scheduling_spec", key), sources[key], at + ("scheduling_spec", 0, key))
+        return
+    b.put(("roles", name, "scheduling_strategy"), {"type": "colocation", "target": rollout}, origin=b.origin(at))
     for key in ("cpu", "mem", "port_count"):
         if key in spec:
-            where = ("roles", "rollout", "scheduling_spec", key)
+            where = ("roles", rollout, "scheduling_spec", key)
             b.put(("roles", name, "scheduling_spec", key), spec[key], origin=b.origins.get(where, b.origin(at)))
+
+
+def _first_spec(b: Builder, at: tuple) -> dict:
+    specs = b.get(*at, "scheduling_spec")
+    return specs[0] if isinstance(specs, list) and specs and isinstance(specs[0], dict) else {}
 
 
 def _data_service(b: Builder, name: str, at: tuple) -> None:

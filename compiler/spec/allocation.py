@@ -30,7 +30,6 @@ CODES = {
     "A016": "hybrid attn and ffn pipeline parallelism differ",
     "A017": "hybrid ffn world size differs from attn world size",
     "A018": "hybrid (attn|ffn) dims without their parentheses",
-    "A019": "hybrid (attn|ffn) allocation with a name",
 }
 
 _LETTERS = {
@@ -197,10 +196,7 @@ class _Parser:
                       hint=hint or f"Write e.g. '{backend}:d2'")
         self.pos += 1
         if self.peek() == "(" or self.text.startswith("attn", self.pos):
-            if name is not None:
-                self.fail("A019", "A hybrid (attn|ffn) allocation cannot be named", name_at,
-                          f"Remove '[{name}]': upstream's grammar has no name on hybrid dims")
-            dims, ffn = self.hybrid(backend)
+            dims, ffn = self.hybrid(backend)  # named or not (AReaL 2.0 names it: megatron[actor]:(attn:..|ffn:..))
         else:
             vals = self.dims(backend, _LETTERS[backend], f"The {backend} backend")
             if backend == "fsdp":

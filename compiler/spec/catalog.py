@@ -33,7 +33,8 @@ def _nvidia(count: int, model: str, memory: int, products: tuple[str, ...], gres
 
 def _ascend_910b(count: int) -> Accelerator:
     """Huawei's Ascend device plugin: resource huawei.com/Ascend910 for the whole 910 family, the node labels
-    `accelerator` and `accelerator-type` tell 910B servers apart (huawei.com/Ascend910B is HAMi's vNPU name)."""
+    `accelerator` and `accelerator-type` tell 910B servers apart (huawei.com/Ascend910B is HAMi's vNPU name):
+    module-910b-8 for the 8-NPU Atlas 800T/800I A2 servers, module-910b-16 for 16-NPU ones."""
     return Accelerator(f"NPU_{count}x910B", count, 64, "huawei.com/Ascend910",
                        (("accelerator", ("huawei-Ascend910",)), ("accelerator-type", (f"module-910b-{count}",))),
                        "npu", "910b", "NPU", "ASCEND_RT_VISIBLE_DEVICES")
@@ -61,6 +62,7 @@ CATALOG: dict[str, Accelerator] = {a.name: a for a in (
     _nvidia(8, "A100_40GB", 40, ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"), "a100"),
     _nvidia(8, "L40S", 48, ("NVIDIA-L40S",), "l40s"),
     _nvidia(4, "A100_80GB", 80, A100_80GB, "a100"),
+    _ascend_910b(8),
     _ascend_910b(16),
     *(_any_gpu(n) for n in (1, 2, 4, 8)),
     CPU,

@@ -55,13 +55,18 @@ def role_shape(name: str, role: Role, devices_per_node: int) -> RoleShape:
         gpu = role.scheduling_spec.gpu or 0
         return RoleShape(name, "helper", None, role.replicas or 1, gpu, colocated, strategy.fork)
     single = parse_role_backend(role.backend)
+    workers, per_worker, nodes = backend_shape(single, devices_per_node)
+    return RoleShape(name, single.kind, single.backend, workers, per_worker, colocated, strategy.fork,
+                     instance_nodes=nodes, allocation=single)
+
+
+def backend_shape(single: Single, devices_per_node: int) -> tuple[int, int, int]:
+    """(workers, devices per worker, nodes one instance spans) of one allocation: a training worker per device; an
+    inference worker per instance (t*p devices), or per node of an SGLang instance larger than a node."""
     if single.kind == "training":
-        return RoleShape(name, "training", single.backend, single.world, 1, colocated, strategy.fork,
-                         allocation=single)
+        return single.world, 1, 1
     size = single.dims.t * single.dims.p
     if devices_per_node and size > devices_per_node and size % devices_per_node == 0:
         nodes = size // devices_per_node
-        return RoleShape(name, "inference", single.backend, single.dims.d * nodes, devices_per_node, colocated,
-                         strategy.fork, instance_nodes=nodes, allocation=single)
-    return RoleShape(name, "inference", single.backend, single.dims.d, size, colocated, strategy.fork,
-                     allocation=single)
+        return single.dims.d * nodes, devices_per_node, nodes
+    return single.dims.d, size, 1

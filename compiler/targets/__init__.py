@@ -18,11 +18,12 @@ _MODULES: dict[str, str] = {
 
 
 class TargetError(ValueError):
-    """A plan this target cannot express; `path` locates the experiment setting responsible."""
+    """A plan this target cannot express; `path` locates the experiment setting responsible, `setting` names the
+    top-level key that would fix it (an imported config, which cannot hold it, gets it from an --overlay)."""
 
-    def __init__(self, message: str, path: tuple = ()):
+    def __init__(self, message: str, path: tuple = (), setting: str | None = None):
         super().__init__(message)
-        self.path = path
+        self.path, self.setting = path, setting
 
 
 class TargetWarning(TargetError):

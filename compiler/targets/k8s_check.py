@@ -104,7 +104,7 @@ def plan_errors(plan: Plan, lay: Layout) -> list[TargetError]:
         if not all(images.values()):
             role = next(r for r, i in images.items() if not i)
             out.append(TargetError(f"role `{role}` has no image: Kubernetes runs every pod from one; set `image`",
-                                   ("roles", role) if role != DRIVER else ("driver",)))
+                                   ("roles", role) if role != DRIVER else ("driver",), setting="image"))
         elif len(set(images.values())) > 1:
             out.append(TargetError(f"roles {', '.join(c.roles)} share pods (one per node) but name different images "
                                    f"{sorted(set(images.values()))}: give them one image",

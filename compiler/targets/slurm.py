@@ -10,7 +10,8 @@ logical nodes overlap share one component (Slurm never gives two components of a
 single-node experiment with two roles is one plain job with two steps). Components are ordered by their first
 logical node, so component 0 (where the batch script runs) holds logical node 0. Per component and node the request
 is the most any of its nodes needs: tasks, CPUs per task (the largest of its roles, forked colocated roles' CPUs and
-memory added to their target's), memory per node and devices per node.
+memory added to their target's) and memory per node; devices are asked for by the whole node (a one-node experiment
+may leave some idle, and upstream's Slurm scheduler, too, allocates only entire nodes).
 
 Steps. One `srun` per role: `--distribution=arbitrary` with a per-role SLURM_HOSTFILE puts worker i exactly on the
 host of its planned logical node, and the agent takes i from $SLURM_PROCID (`--worker ROLE/@SLURM_PROCID`). The step
@@ -190,7 +191,7 @@ def _component(plan: Plan, k: int, names: list[str], workers: dict, run_parent: 
     if len({s["tasks"] for s in per_node.values()}) == 1:
         opts["ntasks-per-node"] = str(tasks // len(nodes))
     if devices:
-        opts["gres"] = _gres(plan, devices, bool(job.get("gres_type")))
+        opts["gres"] = _gres(plan, plan.accelerator["devices_per_node"], bool(job.get("gres_type")))
     for key, value in _settings(plan, names).items():
         if value is True:
             opts[key] = None

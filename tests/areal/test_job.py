@@ -10,11 +10,11 @@ port, the planned proxy forks, and every RPC server registered in upstream's nam
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-from helpers import areal, free_port_block
+from helpers import free_port_block
+from upstream_training import run_job
 from areal_compiler.importers.options import CURRENT, ImportOptions
 from areal_compiler.pipeline import plan_file
 
@@ -80,29 +80,6 @@ runtime: {{base_port: {base_port}, grace_period: 20}}
 """
 
 
-def _processes_naming(text: str) -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline and int(pid) != os.getpid():
-            found.append(f"{pid}: {cmdline[:200]}")
-    return found
-
-
-def _run(args: list[str], cwd: Path, home: Path) -> None:
-    """`areal run ARGS` in cwd; it must end 0 and leave no process naming cwd."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AREAL_", "PYTHON"))}
-    env["AREAL_HOME"] = str(home)
-    run = areal("run", *args, "--quiet", cwd=cwd, env=env, timeout=900)
-    logs = "\n".join(f"--- {p.relative_to(home)}\n{p.read_text(errors='replace')[-2000:]}"
-                     for p in sorted(home.rglob("*.log")))
-    assert run.returncode == 0, f"{run.stdout.decode()[-2000:]}\n{run.stderr.decode()[-3000:]}\n{logs}"
-    assert not _processes_naming(str(cwd)), "the job left processes behind"
-
-
 def _check_report(plan, home: Path) -> None:
     """The driver's JSON report against the plan: upstream's controller saw exactly the planned workers."""
     driver_log = next(home.rglob("driver/0.log")).read_text(errors="replace")
@@ -128,7 +105,7 @@ def test_a_compiled_job_runs_upstream_workers_and_an_unchanged_controller(areal_
                                      base_port=free_port_block(16)), encoding="utf-8")
     (tmp_path / "job.yaml").write_text(CONFIG.format(root=tmp_path, python=areal_python, programs=PROGRAMS),
                                        encoding="utf-8")
-    _run([str(exp)], tmp_path, tmp_path / "home")
+    run_job([str(exp)], tmp_path, tmp_path / "home")
     _check_report(plan_file(str(exp)).plan, tmp_path / "home")
 
 
@@ -145,7 +122,7 @@ def test_an_upstream_config_runs_as_is_with_the_training_script_as_driver(areal_
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(OVERLAY.format(python=areal_python, base_port=free_port_block(16)), encoding="utf-8")
     options = ["--driver", f"{areal_python} examples/sft/job_driver.py", "--overlay", str(overlay)]
-    _run(["examples/sft/job.yaml", *options], checkout, tmp_path / "home")
+    run_job(["examples/sft/job.yaml", *options], checkout, tmp_path / "home")
     token = CURRENT.set(ImportOptions(driver=options[1], overlay=str(overlay)))
     try:
         plan = plan_file(str(config)).plan

@@ -25,6 +25,8 @@ rollout:
   scheduling_spec: ${actor.scheduling_spec}
 actor:
   backend: "fsdp:d4"
+  experiment_name: ${experiment_name}
+  trial_name: ${trial_name}
   kl_ctl: 0.0
   scheduling_spec:
     - task_type: worker
@@ -35,6 +37,8 @@ actor:
       env_vars: {}
 ref:
   backend: ${actor.backend}
+  experiment_name: ${experiment_name}
+  trial_name: ${trial_name}
   scheduling_strategy:
     type: colocation
     target: actor
@@ -42,6 +46,11 @@ ref:
 train_dataset:
   batch_size: 256
   path: openai/gsm8k
+  type: rl
+saver: &names {experiment_name: "${experiment_name}", trial_name: "${trial_name}", fileroot: "${cluster.fileroot}"}
+evaluator: *names
+recover: *names
+stats_logger: *names
 """
 
 
@@ -73,3 +82,22 @@ def only(checked, code: str):
     found = [d for d in checked.diagnostics if d.code == code]
     assert len(found) == 1, (code, [d.render() for d in checked.diagnostics])
     return found[0]
+
+
+def user_accelerator(text: str, name: str = "") -> str:
+    """The --accelerator a user would pass for an upstream config: its node size (cluster.n_gpus_per_node, default
+    8), an Ascend 910B node for an Ascend config (an NPU file name or Ascend's HCCL_ variables), an H100 node when
+    the catalog has one of that size, else another pinned GPU model, else GPU_<n>xANY."""
+    import yaml
+
+    from areal_compiler.spec.catalog import CATALOG
+
+    data = yaml.safe_load(text)
+    cluster = data.get("cluster") if isinstance(data, dict) else None
+    per_node = cluster.get("n_gpus_per_node", 8) if isinstance(cluster, dict) else 8
+    if per_node == 0:
+        return "CPU"
+    if "npu" in name.lower() or "HCCL_" in text:
+        return f"NPU_{per_node}x910B"
+    pinned = [n for n in CATALOG if n.startswith(f"GPU_{per_node}x") and not n.endswith("xANY")]
+    return f"GPU_{per_node}xH100" if f"GPU_{per_node}xH100" in CATALOG else (pinned or [f"GPU_{per_node}xANY"])[0]

@@ -34,7 +34,7 @@ def test_from_areal_forces_the_import(tmp_path):
     plain = areal("validate", str(write(tmp_path, odd, "odd.yaml")), cwd=tmp_path)
     forced = areal("validate", "--from", "areal", str(tmp_path / "odd.yaml"), cwd=tmp_path)
     assert b"E202" in plain.stderr and b"compute" in plain.stderr  # read as our own format
-    assert b"E510" in forced.stderr and b"odd.yaml:" in forced.stderr  # read as upstream: actor has no backend
+    assert b"odd.yaml:1:1: error[E522]: `actor` is missing" in forced.stderr  # read as upstream: no actor
 
 
 def test_import_options_on_our_own_format_are_refused(tmp_path):

@@ -20,7 +20,8 @@ def test_error_inside_an_interpolated_value_says_which_reference_brought_it(tmp_
     _, checked = imported(tmp_path, text)
     lines = text.splitlines()
     port_line = next(i for i, ln in enumerate(lines, 1) if "port_count: 1" in ln)
-    ref_line = next(i for i, ln in enumerate(lines, 1) if ln.startswith("ref:")) + 5  # ref's scheduling_spec
+    ref = next(i for i, ln in enumerate(lines, 1) if ln.startswith("ref:"))
+    ref_line = next(i for i, ln in enumerate(lines, 1) if i > ref and "scheduling_spec:" in ln)
     found = [d for d in checked.diagnostics if d.code == "E450"]
     assert {(d.span.line, d.span.col) for d in found} == {(port_line, 19)}
     via = [d for d in found if "`ref`" in d.message]

@@ -38,8 +38,8 @@ def test_ref_exists_only_when_kl_ctl_is_positive_or_defaulted(tmp_path):
 
 
 def test_without_rollout_the_ref_is_dpos_and_always_exists(tmp_path):
-    text = GSM8K.split("rollout:")[0] + "actor:" + GSM8K.split("\nactor:")[1]
-    got = roles(tmp_path, text)
+    text = GSM8K.split("rollout:")[0] + "actor:" + GSM8K.split("\nactor:")[1].replace("  kl_ctl: 0.0\n", "")
+    got = roles(tmp_path, text)  # loaded as upstream's DPOConfig, whose engines have no kl_ctl
     assert "ref" in got and "rollout" not in got and "eval-rollout" not in got
 
 
@@ -47,7 +47,8 @@ def test_teacher_follows_its_engine_type(tmp_path):
     teacher = "teacher:\n  engine_type: rollout\n  rollout:\n    backend: vllm:d1\n"
     got = roles(tmp_path, GSM8K.replace("sglang:d4", "sglang:d3") + teacher)
     assert got["teacher"]["backend"] == "vllm:d1"
-    train = "teacher:\n  engine_type: train\n  train:\n    backend: fsdp:d1\n"
+    train = ("teacher:\n  engine_type: train\n  train:\n    backend: fsdp:d1\n    experiment_name: e\n"
+             "    trial_name: t\n")
     got = roles(tmp_path, GSM8K.replace("sglang:d4", "sglang:d3") + train)
     assert got["teacher"]["backend"] == "fsdp:d1" and list(got).index("teacher") < list(got).index("rollout")
 
@@ -85,8 +86,9 @@ def test_accelerator_is_derived_with_a_located_warning(tmp_path):
     source, checked = imported(tmp_path, GSM8K)
     assert source.data["compute"] == {"accelerator": "GPU_8xANY", "num_accelerators": 8}
     assert (only(checked, "W504").span.line, only(checked, "W504").span.col) == (5, 20)
-    source, _ = imported(tmp_path, GSM8K.replace("fsdp:d4", "fsdp:d2").replace("sglang:d4", "sglang:d2"))
-    assert source.data["compute"] == {"accelerator": "GPU_4xANY", "num_accelerators": 4}  # 4 of 8 used
+    source, checked = imported(tmp_path, GSM8K.replace("fsdp:d4", "fsdp:d2").replace("sglang:d4", "sglang:d2"))
+    assert source.data["compute"] == {"accelerator": "GPU_8xANY", "num_accelerators": 8}  # the node, 4 idle
+    assert checked.ok and "devices 4-7" in only(checked, "W402").message
     source, _ = imported(tmp_path, GSM8K.replace("n_gpus_per_node: 8", "n_gpus_per_node: 0"))
     assert source.data["compute"]["accelerator"] == "CPU" and source.data["roles"]["actor"]["replicas"] == 4
 
@@ -104,24 +106,24 @@ def test_offload_opts_in_to_device_sharing(tmp_path):
     assert "enable_offload" in only(checked, "W503").message
 
 
-def test_legacy_allocation_mode_fills_missing_backends(tmp_path):
+def test_legacy_allocation_mode_is_not_read_by_upstreams_loader(tmp_path):
+    """Upstream's loader requires a backend in every engine (its allocation_mode is read only by its SPMD
+    launchers): each missing one is named where its engine is, with the allocation_mode part to write there."""
     text = GSM8K.replace('  backend: "sglang:d4"\n', "").replace('  backend: "fsdp:d4"\n', "")
     text = text.replace("  backend: ${actor.backend}\n", "")
-    source, checked = imported(tmp_path, "allocation_mode: sglang:d4+fsdp:d2t2\n" + text)
-    assert checked.ok, [d.render() for d in checked.diagnostics]
-    assert source.data["roles"]["actor"]["backend"] == "fsdp:d2t2" and only(checked, "W509").span.line == 1
-
-
-def test_legacy_bare_dims_are_rejected_where_they_are_written(tmp_path):
-    text = GSM8K.replace('  backend: "sglang:d4"\n', "").replace('  backend: "fsdp:d4"\n', "")
-    text = text.replace("  backend: ${actor.backend}\n", "")
-    _, checked = imported(tmp_path, "allocation_mode: sglang:d4+d4\n" + text)
-    assert [c for c in codes(checked) if c[0].startswith(("A", "E"))] == [("A002", 1, 28)]
+    _, checked = imported(tmp_path, "allocation_mode: sglang:d4+fsdp:d2t2\n" + text)
+    errors = [c for c in codes(checked) if c[0].startswith(("A", "E"))]
+    assert errors == [("E522", 11, 1), ("E522", 17, 1), ("E522", 28, 1)]  # rollout, actor, ref
+    assert all("allocation_mode" in d.hint for d in checked.diagnostics if d.code == "E522")
+    assert only(checked, "W509").span.line == 1
+    _, checked = imported(tmp_path, "allocation_mode: sglang:d4+fsdp:d4\n" + GSM8K)
+    assert checked.ok and "deprecated" in only(checked, "W509").message  # beside backends: ignored, as upstream
 
 
 def test_missing_backend_is_upstreams_own_error(tmp_path):
     _, checked = imported(tmp_path, GSM8K.replace('  backend: "fsdp:d4"\n', ""))
-    assert only(checked, "E510").span.line == 17
+    assert (only(checked, "E522").span.line, only(checked, "E522").span.col) == (17, 1)
+    assert "actor.backend" in only(checked, "E522").message
 
 
 def test_shell_and_secret_settings_are_not_carried_silently(tmp_path):
@@ -134,8 +136,9 @@ def test_shell_and_secret_settings_are_not_carried_silently(tmp_path):
 
 
 def test_unknown_scheduling_spec_key_is_an_error(tmp_path):
+    """Reported once, where it is written, though rollout and ref copy the spec through `${actor.scheduling_spec}`."""
     _, checked = imported(tmp_path, GSM8K.replace("      mem: 32", "      memory: 32"))
-    assert only(checked, "E512").span.line == 24
+    assert only(checked, "E520").span.line == 26 and only(checked, "E520").hint == "did you mean `mem`?"
 
 
 def test_driver_gets_the_config_file(tmp_path):
