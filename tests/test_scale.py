@@ -2,6 +2,7 @@
 benchmark script runs. Sizes only: nothing here times anything."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -38,3 +39,18 @@ def test_benchmark_runs_quick(tmp_path):
     for heading in ("## cold start", "## in-process", "## scale sweep", "## file growth", "## frontier"):
         assert heading in out.stdout
     assert "x import floor" in out.stdout
+
+
+def test_run_benchmark_runs_small(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "bench_run.py"), "--servers", "2", "--nodes",
+                          "2", "--probes", "1"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "6 of 6 processes healthy" in out.stdout and ", 0 left" in out.stdout  # started, stopped, nothing left
+    assert "areal status scale/trial0 -o json" in out.stdout and "19 lines" in out.stdout  # 16 state files
+
+
+def test_fork_benchmark_measures_a_chunk(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "bench_agent.py"), "--fork-only", "2", "2"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 2  # a latency per round: every fork got its child listening

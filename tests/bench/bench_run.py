@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -26,13 +27,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS_PER_NODE = 8  # of the 1,024-node job: 8,192 state files
 RUN = "demo-cpu/trial0"
+CPU = {"areal": 0.0}  # CPU seconds of the last `areal` command (areal() sets it)
 
 
 def areal(env: dict, *args: str, timeout: float = 300) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall seconds and the result of one `areal` command, run by the checkout's python (env["BENCH_PYTHON"])."""
-    start = time.perf_counter()
+    """Wall seconds and the result of one `areal` command, run by the checkout's python (env["BENCH_PYTHON"]);
+    its CPU seconds (and its children's) are added to CPU["areal"]."""
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([env["BENCH_PYTHON"], "-m", "areal_compiler", *args], env=env, capture_output=True,
                          text=True, timeout=timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["areal"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return time.perf_counter() - start, out
 
 
@@ -87,12 +92,13 @@ def local_round(work: Path, python: str, servers: int, probes: int) -> dict:
         raise SystemExit(f"areal start failed: {started.stderr[-3000:]}")
     cpu = sum(run_processes(home).values())
     state = json.loads(areal(env, "status", RUN, "-o", "json")[1].stdout)["data"]
-    walls = []
+    walls, cpus = [], []
     for _ in range(probes):
         wall, out = areal(env, "status", RUN)
         if out.returncode not in (0, 1):
             raise SystemExit(f"areal status failed: {out.stderr[-2000:]}")
         walls.append(wall)
+        cpus.append(CPU["areal"])
         time.sleep(0.3)
     running = set(run_processes(home))
     start = time.perf_counter()
@@ -105,6 +111,7 @@ def local_round(work: Path, python: str, servers: int, probes: int) -> dict:
         areal(env, "stop", "--force", RUN)
     healthy = sum(w["status"] == "healthy" for w in state["workers"])
     return {"start": took, "cpu": cpu, "status": statistics.median(walls), "status_max": max(walls),
+            "status_cpu": statistics.median(cpus),
             "stop": said, "gone": gone, "left": len(left),
             "note": f"run {state['status']}, {healthy} of {len(state['workers'])} processes healthy; stop said "
                     f"{stopped.stdout.strip()!r}"}
@@ -112,9 +119,10 @@ def local_round(work: Path, python: str, servers: int, probes: int) -> dict:
 
 LOCAL = [("start", "areal start -> every process ready: {start:.1f} s wall (target <= 30)"),
          ("cpu", "CPU of every process of the run until then: {cpu:.1f} s"),
-         ("status", "areal status during the run: p50 {status:.2f} s, max {status_max:.2f} s wall (target < 0.5)"),
+         ("status", "areal status during the run: p50 {status:.2f} s, max {status_max:.2f} s wall (target < 0.5); "
+                    "{status_cpu:.2f} s CPU"),
          ("gone", "areal stop: returned after {stop:.1f} s, every process gone after {gone:.1f} s (target <= 10), "
-                  "{left} left")]
+                  "{left:.0f} left")]
 
 
 SCONTROL = """#!/bin/sh
@@ -151,9 +159,10 @@ def cluster_job(work: Path, nodes: int) -> dict:
     return {**os.environ, "AREAL_HOME": str(home), "PATH": f"{stubs}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-CLUSTER = [("status", "areal status scale/trial0: p50 {status:.2f} s wall (target < 1), {status_lines} lines"),
-           ("json", "areal status scale/trial0 -o json: p50 {json:.2f} s wall (target < 1)"),
-           ("ps", "areal ps: p50 {ps:.2f} s wall (target < 1), {ps_lines} lines")]
+CLUSTER = [("status", "areal status scale/trial0: p50 {status:.2f} s wall (target < 1), {status_cpu:.2f} s CPU, "
+                      "{status_lines:.0f} lines"),
+           ("json", "areal status scale/trial0 -o json: p50 {json:.2f} s wall (target < 1), {json_cpu:.2f} s CPU"),
+           ("ps", "areal ps: p50 {ps:.2f} s wall (target < 1), {ps_cpu:.2f} s CPU")]
 
 
 def cluster_round(env: dict, python: str, probes: int) -> dict:
@@ -161,13 +170,15 @@ def cluster_round(env: dict, python: str, probes: int) -> dict:
     out: dict = {"note": ""}
     for key, args in (("status", ["status", "scale/trial0"]), ("json", ["status", "scale/trial0", "-o", "json"]),
                       ("ps", ["ps"])):
-        walls = []
+        walls, cpus = [], []
         for _ in range(probes):
             wall, done = areal(env, *args)
             if done.returncode not in (0, 1) or (key != "ps" and "4242" not in done.stdout):
                 raise SystemExit(f"areal {' '.join(args)} failed: {done.stderr[-2000:]}")
             walls.append(wall)
-        out[key], out[f"{key}_lines"] = statistics.median(walls), len(done.stdout.splitlines())
+            cpus.append(CPU["areal"])
+        out[key], out[f"{key}_cpu"] = statistics.median(walls), statistics.median(cpus)
+        out[f"{key}_lines"] = len(done.stdout.splitlines())
     return out
 
 
