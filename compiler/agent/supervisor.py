@@ -353,19 +353,7 @@ class Supervisor:
         return [child.describe(self.host) for child in self.table.children()]
 
     def wait_forked(self, role: str, index: int, seconds: float) -> Optional[Dict[str, Any]]:
-        """The forked child's entry (as GET /forked has it) once it has ended or, when it has ports, accepts
-        connections on the first; or when SECONDS have passed; None for an unknown child. Looks every 5 ms, then
-        every 20 ms (a refused connect costs next to nothing): the caller learns that the child is up when it is."""
-        deadline, pause = time.monotonic() + seconds, 0.005
-        while True:
-            child = self.table.get((role, index))
-            if child is None:
-                return None
-            entry = child.describe(self.host)
-            if not entry["alive"] or entry["listening"] or not child.ports or time.monotonic() >= deadline:
-                return entry
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+        return self.table.wait_up((role, index), self.host, seconds)
 
     def forked_alive(self) -> int:
         return sum(1 for child in self.table.children() if child.alive())

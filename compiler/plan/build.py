@@ -36,7 +36,7 @@ FIRST_UNPRIVILEGED = 1024  # ports below it need root to listen on
 
 class Ports:
     """Hands out ports per logical node in plan order: the processes of one node get distinct ports and every node
-    starts at base_port, since a port belongs to a host (the local target relocates nodes that share its host)."""
+    starts at base_port, since a port belongs to a host (agents move apart the ports of nodes that share a host)."""
 
     def __init__(self, base: int, nodes: int):
         self.base, self.next = base, [base] * nodes
