@@ -16,17 +16,16 @@ import time
 from pathlib import Path
 
 from areal_compiler.agent.outcome import Decision, Ended, decide, exit_code_of, stop_stages
-from areal_compiler.agent.plan import devices_apart, host_devices
 from areal_compiler.agent.procs import exit_code
 from areal_compiler.agent.state import read_run
 from areal_compiler.printing import now_iso
 from areal_compiler.runs import local_procs as procs
+from areal_compiler.runs.local_host import UNPACKED, say_shared_devices, unpack_agent
 from areal_compiler.runs.base import OperatorError, RunBackend, RunState, ended_words, process_names
 from areal_compiler.runs.paths import machine_run_dir
 from areal_compiler.runs.registry import RunRecord, load, save
 
 POLL = 0.2  # seconds between looks at the agents
-UNPACKED = "agent.pyz.d"  # agent.pyz unpacked in the run dir: `python DIR` runs it as it runs the zip
 CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN")  # never inherited from the shell
 
 
@@ -50,31 +49,9 @@ def read_plan(target_dir: Path) -> dict:
         raise OperatorError("target_unusable", f"{target_dir} has no usable plan.json ({exc})") from None
 
 
-def say_shared_devices(target_dir: Path) -> None:
-    """At start, on stderr: when the logical nodes share this host's devices because it has fewer than they use
-    apart (the agents decide the same way: agent/plan.py devices_apart)."""
-    plan = read_plan(target_dir)
-    per_node, nodes = int(plan["accelerator"]["devices_per_node"]), int(plan["nodes"])
-    if nodes > 1 and per_node and any(w.get("devices") for w in plan["workers"]) and not devices_apart(plan, nodes):
-        print(f"areal: this host has {host_devices(plan)} {plan['accelerator']['name'].split('_')[0]} device(s), "
-              f"fewer than the {per_node * nodes} that its {nodes} logical nodes use apart: every node uses devices "
-              f"0-{per_node - 1}, so roles on different nodes share them", file=sys.stderr)
-
-
 def _fill(text: str, target_dir: Path, run_dir: Path) -> str:
     text = text.replace("{target_dir}/agent.pyz", "{run_dir}/" + UNPACKED)  # the same agent, unpacked (unpack_agent)
     return text.replace("{target_dir}", str(target_dir)).replace("{run_dir}", str(run_dir))
-
-
-def unpack_agent(target_dir: Path, run_dir: Path) -> None:
-    """The folder's agent.pyz unpacked into the run dir and its modules compiled once: run from the zip, each of
-    a run's agents (hundreds, all starting at once) compiled every module again, 0.1 s of CPU each."""
-    import compileall
-    import zipfile
-
-    with zipfile.ZipFile(target_dir / "agent.pyz") as bundle:
-        bundle.extractall(run_dir / UNPACKED)
-    compileall.compile_dir(str(run_dir / UNPACKED), quiet=2)
 
 
 def _die_with_parent() -> None:
