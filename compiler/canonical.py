@@ -17,8 +17,14 @@ class _Unusual(Exception):
     """A value the two encoders may spell differently (an exponent float, a huge int, a non-str key, ...)."""
 
 
-def canonical_json(data) -> str:
+def canonical_json(data, built: str | None = None) -> str:
+    """BUILT: the key of a top-level dict whose value the caller has built canonical already (every dict's keys in
+    sorted order; only strings, small ints, lists and dicts), encoded as it is: the bulk of a large plan (its
+    workers) or Ray placement (its nodes), which walking again would cost more than encoding."""
     try:
+        if built is not None:
+            return to_json({k: data[k] if k == built else _sorted(data[k]) for k in sorted(data)},
+                           indent=2).decode() + "\n"
         return to_json(_sorted(data), indent=2).decode() + "\n"
     except (_Unusual, ValueError):
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -31,6 +37,8 @@ def _sorted(value):
             raise _Unusual
         return {k: _sorted(value[k]) for k in sorted(value)}
     if kind is list or kind is tuple:
+        if all(type(v) is str for v in value) or all(type(v) is int and -_LIMIT < v < _LIMIT for v in value):
+            return value  # the usual leaves (names, ports, devices): nothing to sort or refuse, one quick look
         return [_sorted(v) for v in value]
     if kind is str or kind is bool or value is None:
         return value

@@ -50,7 +50,7 @@ def check_rules(source: Source, exp: Experiment) -> list[Diagnostic]:
     check_upstream(source, exp, out)
     check_env(source, exp, out)
     check_staleness(source, exp, shapes, out)
-    check_runtime(source, exp, shapes, out)
+    check_runtime(source, exp, out)
     check_bounds(source, exp, out)
     return out
 
@@ -387,22 +387,17 @@ def check_staleness(source: Source, exp: Experiment, shapes: dict[str, RoleShape
                                      f"use at least {s.consumer_batch_size}, or omit it (default {16 * max(mcr, 1)})"))
 
 
-def check_runtime(source: Source, exp: Experiment, shapes: dict[str, RoleShape], out: list) -> None:
+def check_runtime(source: Source, exp: Experiment, out: list) -> None:
     rt = exp.runtime
     if rt.hung_after <= rt.heartbeat_interval:
         out.append(source.diagnostic("E470", f"hung_after ({rt.hung_after}) must exceed heartbeat_interval "
                                              f"({rt.heartbeat_interval})", ("runtime", "hung_after"),
                                      f"e.g. {rt.heartbeat_interval * 6:g}"))
-    ports = 0  # exactly what the plan hands out: per worker its ports and its agent's; per forked child its ports
-    for name, shape in shapes.items():
-        count = exp.roles[name].scheduling_spec.port_count
-        if shape.is_placed:
-            ports += shape.workers * (count + 1)
-        elif shape.fork and shape.colocated_with in shapes:
-            ports += shapes[shape.colocated_with].workers * count
-    if not 1024 <= rt.base_port or rt.base_port + ports > 65535:
-        out.append(source.diagnostic("E471", f"base_port {rt.base_port} leaves no room for the {ports} ports this "
-                                             "experiment plans", ("runtime", "base_port"), "use 1024..60000"))
+    if not 1024 <= rt.base_port <= 65535:
+        why = "is below 1024: only root may listen on those ports" if rt.base_port < 1024 else \
+            "is not a TCP port (those end at 65535)"
+        out.append(source.diagnostic("E471", f"base_port {rt.base_port} {why}", ("runtime", "base_port"),
+                                     "use 1024 or more (default 20000): every logical node's ports start there"))
     slurm = exp.slurm
     if not VERSION.fullmatch(slurm.version):
         out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",

@@ -40,7 +40,7 @@ PAIRS = {
         ("kubernetes", "pods rollout", "cpu"), ("kubernetes", "pods rollout", "memory"),
         ("slurm", "job component rollout", "mem"), ("slurm", "job component rollout", "ntasks-per-node"),
         ("slurm", "job component rollout", "ntasks"), ("slurm", "step rollout", "ntasks"),
-        ("slurm", "step rollout", "mem"), ("ports", "rollout", "ports"), ("ports", "actor", "ports")]),
+        ("slurm", "step rollout", "mem"), ("ports", "rollout", "ports")]),  # actor's node keeps its ports
     "role added": ("two-node-decoupled.yaml", [("secrets:", REFERENCE)], [
         ("roles", "ref", "added"), ("totals", "", "processes"), ("totals", "", "CPUs"), ("totals", "", "memory (GB)"),
         ("kubernetes", "pods actor", "cpu"), ("kubernetes", "pods actor", "memory"),

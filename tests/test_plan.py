@@ -48,7 +48,7 @@ def test_areal_plan_text_shows_every_device():
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_no_device_is_used_twice_and_ports_are_unique(example):
+def test_no_device_is_used_twice_and_ports_are_unique_per_node(example):
     plan = plan_of(example)
     if not any(r.colocated_with is None and r.workers and plan.accelerator["devices_per_node"]
                for r in plan.roles.values()):
@@ -56,8 +56,10 @@ def test_no_device_is_used_twice_and_ports_are_unique(example):
     if not plan.dump().get("allow_device_sharing"):
         used = Counter((w.node, d) for w in plan.workers for d in w.devices)
         assert max(used.values()) == 1
-    ports = [p for w in plan.workers for p in [*w.ports, w.agent_port, *(q for f in w.forks for q in f.ports)]]
+    ports = [(w.node, p) for w in plan.workers for p in [*w.ports, w.agent_port, *(q for f in w.forks for q in f.ports)]]
     assert len(ports) == len(set(ports))
+    for node in range(plan.nodes):  # every node's ports start at base_port: a port belongs to one host
+        assert min(p for n, p in ports if n == node) == plan.runtime["base_port"]
 
 
 def test_colocated_ref_is_forked_onto_every_actor_worker():
@@ -124,7 +126,7 @@ def test_unpackable_roles_are_a_located_error(tmp_path):
 
 def test_plan_json_and_svg(tmp_path):
     data = json.loads(areal("plan", "-o", "json", str(EXAMPLES[0])).stdout)["data"]
-    assert data["plan_version"] == 2 and data["workers"]
+    assert data["plan_version"] == 3 and data["workers"]
     svg = areal("plan", "--format", "svg", str(ROOT / "examples" / "ppo-critic.yaml")).stdout.decode()
     assert svg.startswith("<svg") and svg.count("<rect") >= 16 and "+critic/0" in svg
 

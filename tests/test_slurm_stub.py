@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from areal_compiler.agent.plan import on_this_host
 from areal_compiler.pipeline import compile_file
 from areal_compiler.runs import slurm as runs_slurm
 
@@ -307,9 +308,12 @@ def test_hostile_values_arrive_unchanged_and_nothing_runs(tmp_path, stubs):
     assert code == 0, err
     seen = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in out.glob("*.json")}
     assert set(seen) == {f"{w.role}.{w.index}" for w in plan.workers}
+    # both stub nodes are at 127.0.0.1: the agents moved the second node's ports past the first's
+    moved = {(w["role"], w["index"]): w["ports"] for w in on_this_host(json.loads(plan.to_json()),
+                                                                       ["127.0.0.1"] * plan.nodes)["workers"]}
     for w in plan.workers:
         rec = seen[f"{w.role}.{w.index}"]
-        assert rec["argv"][:len(values)] == values and rec["argv"][-2:] == ["--port", str(w.ports[0])]
+        assert rec["argv"][:len(values)] == values and rec["argv"][-2:] == ["--port", str(moved[w.role, w.index][0])]
         for key, value in env_vars.items():
             assert rec["env"][key] == value
         assert rec["env"]["AREAL_AGENT_TOKEN_FILE"] == fileroot + "/stub-exp/t1/77/agent.token"

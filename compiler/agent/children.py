@@ -115,6 +115,21 @@ class ChildTable:
         with self.lock:
             return self._forked.get(key)
 
+    def wait_up(self, key: Tuple[str, int], host: str, seconds: float) -> Optional[Dict[str, Any]]:
+        """A forked child's entry (as GET /forked has it) once it has ended or, when it has ports, accepts
+        connections on the first; or when SECONDS have passed; None for an unknown child. Looks every 5 ms, then
+        every 20 ms (a refused connect costs next to nothing): the caller learns that the child is up when it is."""
+        deadline, pause = time.monotonic() + seconds, 0.005
+        while True:
+            child = self.get(key)
+            if child is None:
+                return None
+            entry = child.describe(host)
+            if not entry["alive"] or entry["listening"] or not child.ports or time.monotonic() >= deadline:
+                return entry
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+
     def children(self) -> List[Child]:
         with self.lock:
             return list(self._forked.values())

@@ -10,12 +10,11 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from .client import token_from_env
-from .forks import ForkError, fork_workers
-from .node import Node, choose_node
 from .plan import PlanError, load_plan
 from .state import iso, read_run
-from .supervisor import supervise
+
+# Each verb imports what it runs when it runs (`supervise` starts by the hundred at once: the modules of the other
+# verbs, and the thread pool `fork` needs, would be compiled and imported by every one of them).
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fork(args: argparse.Namespace) -> int:
+    from .client import token_from_env
+    from .forks import ForkError, fork_workers
+
     try:
         token = token_from_env()
     except OSError as exc:
@@ -117,12 +119,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.verb == "supervise":
+            from .supervisor import supervise
+
             return supervise(args.plan, args.worker, args.run_dir, args.log, own_process=True)
         if args.verb == "fork":
             return _fork(args)
         if args.verb == "conclude":
             return _conclude(args)
         if args.verb == "node":
+            from .node import Node, choose_node
+
             return Node(args.plan, choose_node(args.nodes, args.index_env, dict(os.environ)), args.run_dir).run()
         return _status(args)
     except PlanError as exc:

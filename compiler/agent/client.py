@@ -109,6 +109,11 @@ class AgentClient(_JsonClient):
     def forked(self) -> List[Dict[str, Any]]:
         return self.request("GET", "/forked")["forked"]
 
+    def wait_forked(self, role: str, worker_index: int, timeout: float) -> Dict[str, Any]:
+        """The child's /forked entry once it ended or listens, or after timeout seconds (the agent holds 5 s)."""
+        return self.request("POST", "/forked/wait", {"role": role, "worker_index": worker_index,
+                                                     "timeout": timeout})["forked"]
+
     def heartbeat(self, role: Optional[str] = None, worker_index: Optional[int] = None) -> Dict[str, Any]:
         body = {} if role is None else {"role": role, "worker_index": worker_index}
         return self.request("POST", "/heartbeat", body)

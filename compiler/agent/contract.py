@@ -125,9 +125,10 @@ def run_trainer_argv(argv: List[str], bundle: str) -> List[str]:
 
 
 def own_bundle() -> str:
-    """The agent.pyz this agent runs from (the planned scheduler travels in it)."""
+    """The agent.pyz this agent runs from (the planned scheduler travels in it), or the folder it was unpacked
+    into (the local runner's)."""
     bundle = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.isfile(bundle):
+    if not (os.path.isfile(bundle) or os.path.isfile(os.path.join(bundle, "__main__.py"))):
         raise PlanError("a driver with upstream: areal is started by an agent running from agent.pyz, "
                         "not from %s" % bundle)
     return bundle

@@ -42,20 +42,24 @@ def _template(plan: Dict[str, Any], role: str, command: Optional[str]) -> Dict[s
 def _wait_healthy(client: AgentClient, role: str, index: int, has_ports: bool, timeout: float,
                   poll: float) -> None:
     """Healthy = the agent reports the child alive and, when it was given ports, accepting connections on its
-    first port; a child without ports must also still be alive one poll interval after the fork."""
+    first port (the agent answers POST /forked/wait as soon as it is); a child without ports must also still be
+    alive `poll` seconds after the fork."""
     started = time.monotonic()
     while True:
-        entry = next((e for e in client.forked() if e["role"] == role and e["worker_index"] == index), None)
+        waited = time.monotonic() - started
+        if has_ports:
+            entry = client.wait_forked(role, index, max(0.0, min(timeout - waited, 5.0)))
+        else:
+            time.sleep(max(0.0, poll - waited))
+            entry = next((e for e in client.forked() if e["role"] == role and e["worker_index"] == index), None)
         if entry is None:
             raise RuntimeError("the agent no longer knows %s/%d" % (role, index))
         if not entry["alive"]:
             raise RuntimeError("the forked process exited with code %s" % entry["exit_code"])
-        waited = time.monotonic() - started
-        if entry["listening"] if has_ports else waited >= poll:
+        if entry["listening"] or not has_ports:
             return
-        if waited >= timeout:
+        if time.monotonic() - started >= timeout:
             raise RuntimeError("not healthy after %.1fs" % timeout)
-        time.sleep(poll)
 
 
 def _fork_one(worker: Dict[str, Any], role: str, template: Dict[str, Any], hosts: List[str], token: str,

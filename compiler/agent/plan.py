@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Dict, List, Optional, Sequence
 
 from .files import read_bytes
 
 MAX_PLAN = 1 << 30  # bytes of plan.json
 MAX_SECRET = 64 * 1024  # bytes of one secret file
-PLAN_VERSION = 2
+PLAN_VERSION = 3
+DEVICE_FILES = {"CUDA_VISIBLE_DEVICES": re.compile(r"^nvidia[0-9]+$"),  # /dev entries, one per device
+                "ASCEND_RT_VISIBLE_DEVICES": re.compile(r"^davinci[0-9]+$")}
 DEFAULT_RUNTIME = {
     "heartbeat_interval": 5.0,
     "hung_after": 30.0,
@@ -26,10 +29,11 @@ class PlanError(Exception):
     """The plan, the worker choice or a placeholder is unusable: the agent exits 2 with this message."""
 
 
-def load_plan(path: str) -> Dict[str, Any]:
-    """Read plan.json (UTF-8) and check the few fields the agent relies on."""
+def load_plan(path: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Read plan.json (UTF-8), check the few fields the agent relies on, and move the ports (and devices) of
+    logical nodes that share a host apart (on_this_host; the node addresses from `environ`, default os.environ)."""
     try:
-        plan = json.loads(read_bytes(path, MAX_PLAN).decode("utf-8"))
+        plan = json.loads(read_plan_bytes(path).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
         raise PlanError("cannot read plan %s: %s" % (path, exc)) from None
     if not isinstance(plan, dict) or plan.get("plan_version") != PLAN_VERSION:
@@ -45,6 +49,71 @@ def load_plan(path: str) -> Dict[str, Any]:
                                   role.get("env") if isinstance(role, dict) else None)
         if problem:
             raise PlanError("plan %s: role %s: %s" % (path, name, problem))
+    return on_this_host(plan, node_hosts(plan, environ))
+
+
+def read_plan_bytes(path: str) -> bytes:
+    """plan.json's bytes. When PATH is absent but PATH.1 exists, the concatenation of its pieces PATH.1 .. PATH.N
+    (the Kubernetes target cuts a plan.json over the 1 MiB one ConfigMap holds into several)."""
+    if os.path.exists(path) or not os.path.exists(path + ".1"):
+        return read_bytes(path, MAX_PLAN)
+    pieces, count = [], 1
+    while os.path.exists("%s.%d" % (path, count)):
+        pieces.append(read_bytes("%s.%d" % (path, count), MAX_PLAN))
+        count += 1
+    return b"".join(pieces)
+
+
+def host_devices(plan: Dict[str, Any], dev: str = "/dev") -> int:
+    """How many devices of the plan's accelerator kind this host has (its /dev entries: nvidiaN, davinciN)."""
+    pattern = DEVICE_FILES.get((plan.get("accelerator") or {}).get("visibility_env") or "")
+    try:
+        return sum(1 for name in os.listdir(dev) if pattern and pattern.match(name))
+    except OSError:
+        return 0
+
+
+def devices_apart(plan: Dict[str, Any], sharing: int, dev: str = "/dev") -> bool:
+    """Whether this host has a device for each of SHARING logical nodes' (sharing x devices_per_node); if not,
+    they use the planned indices and so share devices (`areal run` says so)."""
+    per_node = int((plan.get("accelerator") or {}).get("devices_per_node") or 0)
+    return host_devices(plan, dev) >= per_node * sharing
+
+
+def _used_ports(plan: Dict[str, Any]) -> List[int]:
+    """How many ports each logical node's processes use (its highest planned port - base_port + 1)."""
+    base, used = int((plan.get("runtime") or {}).get("base_port") or 0), [0] * int(plan.get("nodes") or 1)
+    for w in plan["workers"]:
+        ports = [int(w.get("agent_port") or base)] + [int(p) for p in w.get("ports") or []]
+        ports += [int(p) for f in w.get("forks") or [] for p in f.get("ports") or []]
+        node = int(w.get("node") or 0)
+        used[node] = max(used[node], max(ports) - base + 1)
+    return used
+
+
+def on_this_host(plan: Dict[str, Any], hosts: Sequence[str], dev: str = "/dev") -> Dict[str, Any]:
+    """The plan as its hosts run it. Logical nodes at one address (HOSTS, from AREAL_NODE_HOSTS; all of them when
+    it is unset, as on the local target; two slurmd on one machine) share that host: each node's ports (its
+    workers', forks' and agents') move past those the nodes before it there use, and, when the host has a device
+    for each of them, its devices to k x devices_per_node + d, k its place among them. A node alone at its
+    address keeps the plan's numbers."""
+    nodes = int(plan.get("nodes") or 1)
+    keys = [hosts[n] if n < len(hosts) else (n,) for n in range(nodes)]  # a node without an address: alone
+    if len(set(keys)) == nodes:
+        return plan
+    used, taken, place, shift = _used_ports(plan), {}, [0] * nodes, [0] * nodes
+    for n, key in enumerate(keys):
+        shift[n], place[n] = taken.get(key, (0, 0))
+        taken[key] = (shift[n] + used[n], place[n] + 1)
+    per_node = int((plan.get("accelerator") or {}).get("devices_per_node") or 0)
+    apart = per_node if devices_apart(plan, max(count for _, count in taken.values()), dev) else 0
+    for worker in plan["workers"]:
+        node = int(worker.get("node") or 0)
+        worker["agent_port"] = int(worker.get("agent_port") or 0) + shift[node]
+        worker["ports"] = [int(p) + shift[node] for p in worker.get("ports") or []]
+        worker["devices"] = [int(d) + place[node] * apart for d in worker.get("devices") or []]
+        for fork in worker.get("forks") or []:
+            fork["ports"] = [int(p) + shift[node] for p in fork.get("ports") or []]
     return plan
 
 

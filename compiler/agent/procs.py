@@ -109,15 +109,26 @@ def group_alive(pgid: int, groups: Optional[set] = None) -> bool:
 
 
 def children_of(parent: int) -> List[int]:
-    """Live direct children of a pid (Linux /proc; [] elsewhere)."""
+    """Live direct children of a pid (Linux /proc; [] elsewhere): from its threads' `children` lists when the
+    kernel has them, else by scanning every process (hundreds of reads on a busy host)."""
+    tasks = "/proc/%d/task" % parent
+    try:
+        listed = [int(pid) for tid in os.listdir(tasks) for pid in _read("%s/%s/children" % (tasks, tid)).split()]
+    except (OSError, ValueError):
+        listed = None
     found = []
-    if os.path.isdir("/proc/self"):
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                fields = _proc_stat(pid)
-                if fields and len(fields) > 1 and fields[1] == str(parent) and fields[0] not in ("Z", "X"):
-                    found.append(int(pid))
+    candidates = [str(pid) for pid in listed] if listed is not None else \
+        [pid for pid in os.listdir("/proc") if pid.isdigit()] if os.path.isdir("/proc/self") else []
+    for pid in candidates:
+        fields = _proc_stat(pid)
+        if fields and len(fields) > 1 and fields[1] == str(parent) and fields[0] not in ("Z", "X"):
+            found.append(int(pid))
     return found
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="ascii") as handle:
+        return handle.read()
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -128,18 +139,35 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 def _pending(procs: Sequence[subprocess.Popen]) -> List[subprocess.Popen]:
-    """The processes whose leader has not exited or whose group still has live members."""
+    """The processes whose leader has not exited or whose group still has live members. A leader still running
+    needs no look at its group, a group the kernel no longer knows is gone at the cost of one kill(0), and only
+    groups it still knows whose leader has exited (their members may be zombies) cost one scan of /proc."""
     for proc in procs:
         proc.poll()
-    groups = live_groups()
-    return [p for p in procs if p.returncode is None or group_alive(p.pid, groups)]
+    lingering = [p for p in procs if p.returncode is not None and _group_exists(p.pid)]
+    groups = live_groups() if lingering else None
+    return [p for p in procs if p.returncode is None or p in lingering and group_alive(p.pid, groups)]
+
+
+def _group_exists(pgid: int) -> bool:
+    """Any process of the group, zombies included, still exists."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
 
 
 def _wait_groups(procs: Sequence[subprocess.Popen], seconds: float) -> List[subprocess.Popen]:
+    """Wait up to SECONDS for the groups to end; looks often at first (most end within milliseconds of SIGTERM),
+    then every 0.1 s (a hundred agents stopping at once each look at /proc)."""
     deadline = time.monotonic() + seconds
-    pending = _pending(procs)
+    pending, pause = _pending(procs), 0.005
     while pending and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
         pending = _pending(pending)
     return pending
 

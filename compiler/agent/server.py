@@ -17,6 +17,7 @@ from .plan import command_problem
 
 MAX_BODY = 64 * 1024
 MAX_PORTS = 64
+MAX_WAIT = 5.0  # seconds one POST /forked/wait may hold its connection
 
 
 class HttpError(Exception):
@@ -89,6 +90,19 @@ def _kill(agent: Any, body: Dict[str, Any]) -> Dict[str, Any]:
     return {"status": "success"}
 
 
+def _wait_forked(agent: Any, body: Dict[str, Any]) -> Dict[str, Any]:
+    """The child's /forked entry once it has ended or, with ports, listens on its first; else after `timeout`
+    seconds (at most MAX_WAIT: the caller asks again)."""
+    role, index = _field(body, "role", str), _index(body)
+    seconds = body.get("timeout", MAX_WAIT)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        raise HttpError(400, "field 'timeout' must be a number of seconds")
+    entry = agent.wait_forked(role, index, min(float(seconds), MAX_WAIT))
+    if entry is None:
+        raise HttpError(404, "no forked worker %s/%d" % (role, index))
+    return {"status": "success", "forked": entry}
+
+
 def _heartbeat(agent: Any, body: Dict[str, Any]) -> Dict[str, Any]:
     role = _field(body, "role", str, required=False)
     index = _index(body) if role is not None else None
@@ -128,6 +142,7 @@ ROUTES: Dict[Tuple[str, str], Callable[[Any, Dict[str, Any]], Dict[str, Any]]] =
     ("POST", "/fork"): _fork,
     ("POST", "/kill_forked_worker"): _kill,
     ("GET", "/forked"): lambda agent, body: {"status": "success", "forked": agent.forked()},
+    ("POST", "/forked/wait"): _wait_forked,
     ("POST", "/heartbeat"): _heartbeat,
     ("GET", "/gate"): lambda agent, body: dict(_gate(agent).state(), status="success"),
     ("POST", "/gate/enqueue"): _gate_event("enqueue"),

@@ -24,8 +24,9 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
-def atomic_write_json(path: str, data: Dict[str, Any]) -> None:
-    """Temp file in the same directory, fsync, os.replace, fsync the directory; explicit UTF-8."""
+def atomic_write_json(path: str, data: Dict[str, Any], durable: bool = True) -> None:
+    """Temp file in the same directory, fsync, os.replace, fsync the directory; explicit UTF-8. Not `durable`:
+    the same without the two fsyncs (still atomic for readers; a crash of the host may lose this write)."""
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
@@ -33,7 +34,8 @@ def atomic_write_json(path: str, data: Dict[str, Any]) -> None:
             json.dump(data, handle, sort_keys=True, indent=2, ensure_ascii=False)
             handle.write("\n")
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -41,6 +43,8 @@ def atomic_write_json(path: str, data: Dict[str, Any]) -> None:
         except OSError:
             pass
         raise
+    if not durable:
+        return
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -58,7 +62,9 @@ def state_path(run_dir: str, role: str, index: int) -> str:
 
 
 class StateFile:
-    """The state of one supervised process; every change is written through at once under a lock."""
+    """The state of one supervised process; every change is written through at once under a lock. Only the end
+    (finish) is written durably (fsync): the start, readiness and beats are progress a crash of the host makes moot,
+    and hundreds of processes starting and beating at once each waited on the disk."""
 
     def __init__(self, path: str, role: str, index: int, kind: str, runtime: Dict[str, Any]) -> None:
         self.path = path
@@ -91,7 +97,7 @@ class StateFile:
             if self._data["status"] in TERMINAL or self._data["ready"]:
                 return
             self._data["ready"], self._data["ready_at"] = True, iso(time.time())
-            self._write()
+            self._write(durable=False)
 
     def started(self, child_pid: int, ready: bool = False) -> None:
         """The process runs; `ready` when nothing more is needed for it to count as ready (one write)."""
@@ -99,7 +105,7 @@ class StateFile:
             self._data["pid"]["child"] = child_pid
             if ready:
                 self._data["ready"], self._data["ready_at"] = True, iso(time.time())
-            self._write()
+            self._write(durable=False)
 
     def beat(self, worker_beat_epoch: Optional[float] = None) -> None:
         """Refresh the agent heartbeat (and the worker's own beat when known); no-op once terminal."""
@@ -110,7 +116,7 @@ class StateFile:
             self._data["last_heartbeat"], self._data["last_heartbeat_epoch"] = iso(now), now
             if worker_beat_epoch is not None and self._data["worker_heartbeat"] is not None:
                 self._data["worker_heartbeat"] = {"last": iso(worker_beat_epoch), "last_epoch": worker_beat_epoch}
-            self._write()
+            self._write(durable=False)
 
     def finish(self, status: str, exit_code: Optional[int], signal: Optional[int] = None,
                error: Optional[str] = None) -> None:
@@ -129,8 +135,8 @@ class StateFile:
                 self._data["error"] = error
             self._write()
 
-    def _write(self) -> None:
-        atomic_write_json(self.path, self._data)
+    def _write(self, durable: bool = True) -> None:
+        atomic_write_json(self.path, self._data, durable)
 
 
 def _pid_state(pid: int) -> str:
@@ -153,7 +159,7 @@ def _pid_state(pid: int) -> str:
     return "alive"
 
 
-def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
+def derive(data: Dict[str, Any], now: Optional[float] = None, host: Optional[str] = None) -> Dict[str, Any]:
     """healthy / hung / crashed from a running state; terminal statuses pass through.
 
     crashed = the state says running but the agent (the process that writes it) is dead, so nobody will ever
@@ -175,7 +181,7 @@ def derive(data: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
     hung_after = float(data["hung_after"])
     age = now - float(data["last_heartbeat_epoch"])
     result["heartbeat_age"] = round(age, 3)
-    local = data.get("hostname") == socket.gethostname()
+    local = data.get("hostname") == (host or socket.gethostname())
     agent = _pid_state(int(data["pid"]["agent"])) if local else "unknown"
     if agent == "dead":
         result.update(status="crashed", message="agent pid %s is gone" % data["pid"]["agent"])
@@ -199,13 +205,13 @@ def _worker_beat_stale(data: Dict[str, Any], now: float, hung_after: float) -> b
     return now - baseline > hung_after
 
 
-def read_state(path: str, now: Optional[float] = None) -> Dict[str, Any]:
+def read_state(path: str, now: Optional[float] = None, host: Optional[str] = None) -> Dict[str, Any]:
     """Derived status of one state file; an unreadable or malformed file is status `corrupt`, never a crash."""
     try:
         data = json.loads(read_bytes(path, MAX_STATE).decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        result = derive(data, now)
+        result = derive(data, now, host)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         name = os.path.basename(path)[: -len(".json")]
         return {"role": name.rpartition(".")[0], "index": name.rpartition(".")[2], "status": "corrupt",
@@ -218,4 +224,5 @@ def read_run(run_dir: str, now: Optional[float] = None) -> List[Dict[str, Any]]:
     """Every state file under DIR/state (temp files skipped), sorted by name."""
     directory = os.path.join(run_dir, "state")
     names = sorted(n for n in os.listdir(directory) if n.endswith(".json") and not n.startswith("."))
-    return [read_state(os.path.join(directory, name), now) for name in names]
+    host = socket.gethostname()
+    return [read_state(os.path.join(directory, name), now, host) for name in names]

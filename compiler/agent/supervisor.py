@@ -352,6 +352,9 @@ class Supervisor:
     def forked(self) -> List[Dict[str, Any]]:
         return [child.describe(self.host) for child in self.table.children()]
 
+    def wait_forked(self, role: str, index: int, seconds: float) -> Optional[Dict[str, Any]]:
+        return self.table.wait_up((role, index), self.host, seconds)
+
     def forked_alive(self) -> int:
         return sum(1 for child in self.table.children() if child.alive())
 
@@ -373,7 +376,7 @@ def supervise(plan_path: str, worker: str, run_dir: str, log_path: Optional[str]
     role: Optional[str] = None
     index = 0
     try:
-        plan = load_plan(plan_path)
+        plan = load_plan(plan_path, environ)
         role, index = parse_worker_spec(worker, os.environ if environ is None else environ)
         try:
             token = token_from_env(environ)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import shlex
 
+from areal_compiler.canonical import canonical_json
 from areal_compiler.diagnostics import Diagnostic
-from areal_compiler.plan.model import (DRIVER, PLAN_VERSION, Completion, Fork, Gate, Plan, RolePlan, Worker,
-                                       canonical_json)
+from areal_compiler.plan.model import DRIVER, PLAN_VERSION, Completion, Fork, Gate, Plan, RolePlan, Worker
 from areal_compiler.plan.placement import PlacementError, place, placement_diagnostic
 from areal_compiler.source import Source
 from areal_compiler.spec.catalog import CATALOG
@@ -30,16 +30,32 @@ class PlanError(Exception):
         self.diagnostics = diagnostics
 
 
+LAST_PORT = 65535
+FIRST_UNPRIVILEGED = 1024  # ports below it need root to listen on
+
+
 class Ports:
-    """Hands out ports in plan order, unique across the experiment, so every node and the local target agree."""
+    """Hands out ports per logical node in plan order: the processes of one node get distinct ports and every node
+    starts at base_port, since a port belongs to a host (agents move apart the ports of nodes that share a host)."""
 
-    def __init__(self, base: int):
-        self.next = base
+    def __init__(self, base: int, nodes: int):
+        self.base, self.next = base, [base] * nodes
 
-    def take(self, count: int) -> list[int]:
-        ports = list(range(self.next, self.next + count))
-        self.next += count
-        return ports
+    def worker(self, node: int, count: int, forks: list[int]) -> tuple[list[int], int, list[list[int]]]:
+        """A worker's own ports, its agent's port and each of its forked processes' ports, in that order."""
+        start = self.next[node]
+        own, agent, start = list(range(start, start + count)), start + count, start + count + 1
+        forked = []
+        for size in forks:
+            forked.append(list(range(start, start + size)))
+            start += size
+        self.next[node] = start
+        return own, agent, forked
+
+    def busiest(self) -> tuple[int, int]:
+        """(node, how many ports it uses) of the node that uses the most (the first such node)."""
+        used = max(self.next)
+        return self.next.index(used), used - self.base
 
 
 def resolve(exp: Experiment, source: Source) -> Plan:
@@ -53,27 +69,16 @@ def resolve(exp: Experiment, source: Source) -> Plan:
     except PlacementError as exc:
         raise PlanError([placement_diagnostic(source, exc)]) from None
     sha = experiment_sha256(exp)
-    ports = Ports(exp.runtime.base_port)
-    forks_of: dict[str, list[str]] = {}
-    for name, shape in shapes.items():
-        if shape.colocated_with and shape.fork:
-            forks_of.setdefault(shape.colocated_with, []).append(name)
-    workers = []
-    for name, shape in shapes.items():
-        if not shape.is_placed:
-            continue
-        for index, (node, devices) in enumerate(placement[name]):
-            own = ports.take(exp.roles[name].scheduling_spec.port_count)
-            agent_port = ports.take(1)[0]
-            forks = [Fork(role=f, index=index, ports=ports.take(exp.roles[f].scheduling_spec.port_count))
-                     for f in forks_of.get(name, [])]
-            workers.append(Worker(role=name, index=index, node=node, devices=devices, ports=own,
-                                  agent_port=agent_port, forks=forks))
+    ports = Ports(exp.runtime.base_port, nodes)
+    workers = _workers(exp, shapes, placement, ports)
     roles = {name: _role_plan(exp, shapes, placement, name) for name in shapes}
     if exp.driver is not None:
         roles[DRIVER] = _driver_role(exp)
-        workers.append(Worker(role=DRIVER, index=0, node=0, devices=[], ports=[], agent_port=ports.take(1)[0],
+        workers.append(Worker(role=DRIVER, index=0, node=0, devices=[], ports=[], agent_port=ports.worker(0, 0, [])[1],
                               forks=[]))
+    node, used = ports.busiest()
+    if exp.runtime.base_port + used - 1 > LAST_PORT:
+        raise PlanError([_ports_diagnostic(source, exp, workers, node, used)])
     return Plan(
         plan_version=PLAN_VERSION, experiment_name=exp.experiment_name, trial_name=exp.trial_name,
         run_id=f"{exp.experiment_name}-{exp.trial_name}-{sha[:8]}", experiment_sha256=sha,
@@ -90,6 +95,50 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         targets={"slurm": exp.slurm.dump(exclude_none=True),
                  "kubernetes": exp.kubernetes.dump(), "local": exp.local.dump(),
                  "ray": exp.ray.dump(exclude_none=True)})
+
+
+def _workers(exp: Experiment, shapes: dict[str, RoleShape], placement, ports: Ports) -> list[Worker]:
+    """Every worker of the roles that own devices, in role then index order, with its ports and forked processes."""
+    forks_of: dict[str, list[str]] = {}
+    for name, shape in shapes.items():
+        if shape.colocated_with and shape.fork:
+            forks_of.setdefault(shape.colocated_with, []).append(name)
+    workers = []
+    for name, shape in shapes.items():
+        if not shape.is_placed:
+            continue
+        forks = forks_of.get(name, [])
+        count, counts = exp.roles[name].scheduling_spec.port_count, \
+            [exp.roles[f].scheduling_spec.port_count for f in forks]
+        for index, (node, devices) in enumerate(placement[name]):
+            own, agent, forked = ports.worker(node, count, counts)
+            workers.append(Worker(name, index, node, devices, own, agent,
+                                  [Fork(f, index, p) for f, p in zip(forks, forked)]))
+    return workers
+
+
+def _ports_diagnostic(source: Source, exp: Experiment, workers: list[Worker], node: int, used: int):
+    """E471 for the node whose ports do not fit above base_port: a lower base_port when one would do, else the
+    role that takes most of that node's ports (no base_port can help it)."""
+    base = exp.runtime.base_port
+    if used <= LAST_PORT + 1 - FIRST_UNPRIVILEGED:
+        return source.diagnostic(
+            "E471", f"base_port {base} leaves room for {LAST_PORT + 1 - base} ports, but logical node {node} uses "
+                    f"{used} (its workers', forked processes' and agents' ports)", ("runtime", "base_port"),
+            f"use a base_port from {FIRST_UNPRIVILEGED} to {LAST_PORT + 1 - used}")
+    taken: dict[str, int] = {}
+    for w in workers:
+        if w.node == node:
+            taken[w.role] = taken.get(w.role, 0) + len(w.ports) + 1
+            for f in w.forks:
+                taken[f.role] = taken.get(f.role, 0) + len(f.ports)
+    role = max(taken, key=taken.get)
+    path = ("roles", role, "scheduling_spec", "port_count") if role in exp.roles else ("driver",)
+    return source.diagnostic(
+        "E471", f"logical node {node} uses {used} ports ({taken[role]} of them role `{role}`'s, with its agents'): "
+                f"more than one host has from port {FIRST_UNPRIVILEGED} up ({LAST_PORT + 1 - FIRST_UNPRIVILEGED})",
+        path, f"give `{role}` fewer ports per process (scheduling_spec.port_count) or fewer processes per node",
+        key=True)
 
 
 def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:

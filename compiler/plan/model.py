@@ -7,16 +7,17 @@ Linear in workers: what a role's processes share (command, env, resources) is st
 worker carries only its placement and ports; the agent derives every process's environment from the plan."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
-from areal_compiler.canonical import canonical_json
-
-PLAN_VERSION = 2
+PLAN_VERSION = 3  # 3: ports are planned per logical node (2: unique across the experiment)
 DRIVER = "driver"  # the role name of the driver (the controller); a user role may not use it
 
 
 class Frozen:
+    __slots__ = ()
+
     def dump(self) -> dict:
         """Plain data (dicts, lists, numbers, strings), fields in declaration order: what plan.json holds."""
         return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
@@ -32,7 +33,10 @@ def _plain(value):
     return value
 
 
-@dataclass(frozen=True)
+# Fork and Worker, of which there is one per process (100,000 at 8,192 nodes), are slotted and not frozen: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, which made building them most of planning.
+# Nothing changes a plan after plan/build.py made it, frozen or not.
+@dataclass(slots=True)
 class Fork(Frozen):
     """A process of a colocated role (fork: true) that a worker's agent starts beside its worker."""
 
@@ -41,19 +45,27 @@ class Fork(Frozen):
     ports: list[int]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Worker(Frozen):
     role: str
     index: int
     node: int
     devices: list[int]
-    ports: list[int]
+    ports: list[int]  # distinct among the processes of its logical node; other nodes reuse the same numbers
     agent_port: int
     forks: list[Fork]
 
     @property
     def name(self) -> str:
         return f"{self.role}/{self.index}"
+
+
+def _workers_data(workers: list[Worker]) -> list[dict]:
+    """The workers as plan.json holds them, every dict's keys in sorted order (canonical_json's `built`): only ints
+    and role names."""
+    return [{"agent_port": w.agent_port, "devices": w.devices,
+             "forks": [{"index": f.index, "ports": f.ports, "role": f.role} for f in w.forks],
+             "index": w.index, "node": w.node, "ports": w.ports, "role": w.role} for w in workers]
 
 
 @dataclass(frozen=True)
@@ -121,11 +133,32 @@ class Plan(Frozen):
 
     @cached_property
     def json_text(self) -> str:
-        """plan.json's text, serialized once however many targets carry it (the plan is frozen)."""
-        return canonical_json(self.dump())
+        """plan.json's text, serialized once however many targets carry it: canonical_json of dump(), with the
+        workers (nearly all of it) built in canonical form rather than walked (_workers_data)."""
+        from areal_compiler.canonical import canonical_json  # pydantic-core's encoder: not for the run verbs
+
+        data = {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__ if name != "workers"}
+        return canonical_json({**data, "workers": _workers_data(self.workers)}, built="workers")
+
+    @cached_property
+    def json_bytes(self) -> bytes:
+        """plan.json's bytes, encoded once for every target folder that carries them."""
+        return self.json_text.encode()
+
+    @cached_property
+    def json_sha256(self) -> str:
+        return hashlib.sha256(self.json_bytes).hexdigest()
 
     def to_json(self) -> str:
         return self.json_text
+
+    @cached_property
+    def node_workers(self) -> list[list[Worker]]:
+        """The workers of each logical node, in plan order (the driver's on node 0)."""
+        out: list[list[Worker]] = [[] for _ in range(self.nodes)]
+        for w in self.workers:
+            out[w.node].append(w)
+        return out
 
     def worker(self, role: str, index: int) -> Worker:
         return next(w for w in self.workers if w.role == role and w.index == index)

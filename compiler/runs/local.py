@@ -20,6 +20,7 @@ from areal_compiler.agent.procs import exit_code
 from areal_compiler.agent.state import read_run
 from areal_compiler.printing import now_iso
 from areal_compiler.runs import local_procs as procs
+from areal_compiler.runs.local_host import UNPACKED, say_shared_devices, unpack_agent
 from areal_compiler.runs.base import OperatorError, RunBackend, RunState, ended_words, process_names
 from areal_compiler.runs.paths import machine_run_dir
 from areal_compiler.runs.registry import RunRecord, load, save
@@ -49,6 +50,7 @@ def read_plan(target_dir: Path) -> dict:
 
 
 def _fill(text: str, target_dir: Path, run_dir: Path) -> str:
+    text = text.replace("{target_dir}/agent.pyz", "{run_dir}/" + UNPACKED)  # the same agent, unpacked (unpack_agent)
     return text.replace("{target_dir}", str(target_dir)).replace("{run_dir}", str(run_dir))
 
 
@@ -89,6 +91,7 @@ class Runner:
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir)
         (self.run_dir / "agents").mkdir(parents=True)
+        unpack_agent(self.target_dir, self.run_dir)
         token = self.run_dir / "token"
         fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -135,11 +138,14 @@ class Runner:
     def _on_signal(self, signum, frame) -> None:
         self.stop_signal = signum
 
-    def _collect(self) -> list[dict]:
+    def _collect(self, whole: bool) -> list[dict]:
         """Notice agents that ended (in the order they really ended, with their agents' words when they could
-        not start their process); returns every process's state."""
-        rows = _rows(self.run_dir)
+        not start their process); returns every process's state when WHOLE or an agent ended, else [] (a run's
+        state files are hundreds: read at every poll they were most of the runner's work)."""
         ended = [name for name, proc in self.agents.items() if name not in self.codes and proc.poll() is not None]
+        if not ended and not whole:
+            return []
+        rows = _rows(self.run_dir)
         by_name = {f"{r.get('role')}/{r.get('index')}": r for r in rows if r.get("kind") != "forked"}
         finished = {name: str(r.get("finished_at") or "~") for name, r in by_name.items()}
         for name in sorted(ended, key=lambda n: finished.get(n, "~")):
@@ -166,7 +172,7 @@ class Runner:
         planned = len(process_names(self.plan))
         since, running = None, False
         while len(self.codes) < len(self.agents):
-            rows = self._collect()
+            rows = self._collect(whole=not running)
             if self.stages is None:
                 self.decision = decide(self.plan, self.ended, len(self.agents) - len(self.codes), fail_fast)
                 if self.decision.stop or self.stop_signal is not None:
@@ -234,6 +240,7 @@ class Backend(RunBackend):
         read_launch(folder)
         if dry_run:
             return {"accepted": True, "verdict": "the local target runs on this machine"}
+        say_shared_devices(folder)
         record.run_dir = str(machine_run_dir(record.name))
         save(record)  # the runner reads it; from here on the runner writes the record
         log = Path(record.run_dir).parent / "runner.log"
@@ -257,6 +264,7 @@ class Backend(RunBackend):
 
         record.run_dir = str(machine_run_dir(record.name))
         save(record)
+        say_shared_devices(Path(record.target_dir))
         return Runner(record, RunView(record.name, Path(record.run_dir), stream_logs)).execute()
 
     def wait_ready(self, record: RunRecord, timeout: float) -> list[dict]:

@@ -21,14 +21,15 @@ def _agent() -> tuple[bytes, str]:
 
 def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artifact]:
     agent, agent_sha256 = _agent()
-    files = own + [Artifact("plan.json", plan.to_json().encode()), Artifact("agent.pyz", agent)]
+    files = own + [Artifact("plan.json", plan.json_bytes), Artifact("agent.pyz", agent)]
+    known = {id(agent): agent_sha256, id(plan.json_bytes): plan.json_sha256}  # hashed once, however many folders
     manifest = {
         "generated_by": "areal compile (do not edit; recompile the experiment instead)",
         "target": target,
         "experiment": f"{plan.experiment_name}/{plan.trial_name}",
         "experiment_sha256": plan.experiment_sha256,
         "agent_sha256": agent_sha256,
-        "files": {a.path: agent_sha256 if a.content is agent else hashlib.sha256(a.content).hexdigest()
+        "files": {a.path: known.get(id(a.content)) or hashlib.sha256(a.content).hexdigest()
                   for a in sorted(files, key=lambda a: a.path)},
     }
     return sorted(files + [Artifact("manifest.json", canonical_json(manifest).encode())], key=lambda a: a.path)

@@ -18,15 +18,24 @@ def _meta(lay: Layout, name: str, labels: dict | None = None) -> dict:
     return {"name": name, "namespace": lay.namespace, "labels": labels or lay.labels()}
 
 
-def configmap(plan: Plan, lay: Layout, plan_json: bytes, agent: bytes, attachments: dict[str, bytes]) -> dict:
-    """Immutable and named by content: a recompiled plan gets a new ConfigMap, running pods keep theirs. Every key
+def configmap(plan: Plan, lay: Layout, plan_json: bytes, agent: bytes, attachments: dict[str, bytes],
+              parts: int = 0) -> list[dict]:
+    """Immutable and named by content: a recompiled plan gets new ConfigMaps, running pods keep theirs. Every key
     is a file in the pods' /etc/areal: the attachments (an imported config, which the driver reads beside
-    plan.json), plan.json, agent.pyz; in that order, which kubernetes.render relies on."""
+    plan.json), plan.json, agent.pyz; in that order, which kubernetes.render relies on. With PARTS (a plan too
+    large for one ConfigMap, whose data Kubernetes caps at 1 MiB), plan.json is cut into that many pieces,
+    `plan.json.1` .. `plan.json.N`, each in a ConfigMap of its own (<name>-1 ..) as binaryData; the agent reads
+    their concatenation (docs/plan-contract.md)."""
     name = content_name(lay.base, {"plan.json": plan_json, "agent.pyz": agent, **attachments})
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, name), "immutable": True,
-            "data": {**{path: data.decode("utf-8") for path, data in attachments.items()},
-                     "plan.json": plan_json.decode("utf-8")},
-            "binaryData": {"agent.pyz": base64.b64encode(agent).decode("ascii")}}
+    data = {path: blob.decode("utf-8") for path, blob in attachments.items()}
+    if not parts:
+        data["plan.json"] = plan_json.decode("utf-8")
+    files = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, name), "immutable": True,
+             "data": data, "binaryData": {"agent.pyz": base64.b64encode(agent).decode("ascii")}}
+    size = -(-len(plan_json) // parts) if parts else 0
+    return [files] + [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, f"{name}-{k}"),
+                       "immutable": True, "binaryData": {f"plan.json.{k}": base64.b64encode(
+                           plan_json[(k - 1) * size:k * size]).decode("ascii")}} for k in range(1, parts + 1)]
 
 
 def _workload_labels(plan: Plan, lay: Layout) -> dict:
@@ -34,7 +43,7 @@ def _workload_labels(plan: Plan, lay: Layout) -> dict:
     return {**lay.labels(), **({KUEUE_LABEL: queue} if queue else {})}
 
 
-def jobset(plan: Plan, lay: Layout, files: str) -> dict:
+def jobset(plan: Plan, lay: Layout, files: list[str]) -> dict:
     """One replicated Job per component (Indexed, one pod per logical node) plus the driver's; success = the
     driver succeeded (without a driver: every Job); any failed Job fails the set, restarted max_retries times."""
     jobs = []
@@ -53,7 +62,7 @@ def jobset(plan: Plan, lay: Layout, files: str) -> dict:
             "spec": spec}
 
 
-def statefulsets(plan: Plan, lay: Layout, files: str) -> list[dict]:
+def statefulsets(plan: Plan, lay: Layout, files: list[str]) -> list[dict]:
     """Per component a headless Service and a StatefulSet (ordinal = pod index, all pods started together).
     Their pods restart forever: for services that never finish, not for a training run."""
     out = []

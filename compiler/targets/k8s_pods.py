@@ -18,10 +18,10 @@ def literal(text: str) -> str:
 
 def pod_needs(plan: Plan, component: Component) -> dict:
     """The most any of the component's nodes needs: CPUs, GB and devices (a pod gets all devices of its node)."""
-    per_node = {n: [0, 0, False] for n in component.nodes} or {0: [0, 0, False]}
-    for w in plan.workers:
-        if w.role in component.roles and (w.node in per_node or component.name == DRIVER):
-            slot = per_node[w.node] if w.node in per_node else per_node[0]
+    per_node = {n: [0, 0, False] for n in component.nodes or (0,)}  # the driver's pod: its worker on node 0
+    for w in (w for node in per_node for w in plan.node_workers[node]):
+        if w.role in component.roles:
+            slot = per_node[w.node]
             for role in [w.role] + [f.role for f in w.forks]:
                 slot[0] += plan.roles[role].cpu
                 slot[1] += plan.roles[role].mem_gb
@@ -58,9 +58,12 @@ def _env(plan: Plan, lay: Layout, component: Component) -> list[dict]:
     return env
 
 
-def _volumes(plan: Plan, lay: Layout, files: str, shm_gb: int) -> tuple[list[dict], list[dict]]:
+def _volumes(plan: Plan, lay: Layout, files: list[str], shm_gb: int) -> tuple[list[dict], list[dict]]:
+    """FILES: the ConfigMaps whose every key becomes a file in /etc/areal (one, or the first and plan.json's parts)."""
     conf = settings(plan)
-    volumes = [{"name": "areal-files", "configMap": {"name": files, "defaultMode": 0o444}},  # every key, a file
+    source = {"configMap": {"name": files[0], "defaultMode": 0o444}} if len(files) == 1 else \
+        {"projected": {"defaultMode": 0o444, "sources": [{"configMap": {"name": name}} for name in files]}}
+    volumes = [{"name": "areal-files", **source},
                {"name": "areal-token", "secret": {"secretName": lay.token_secret, "defaultMode": 0o444}},
                {"name": "fileroot", **({"persistentVolumeClaim": {"claimName": conf["fileroot_claim"]}}
                                        if conf.get("fileroot_claim") else {"emptyDir": {}})}]
@@ -84,7 +87,7 @@ def _affinity(plan: Plan) -> dict | None:
         "nodeSelectorTerms": [{"matchExpressions": terms}]}}}
 
 
-def pod_template(plan: Plan, lay: Layout, component: Component, files: str) -> dict:
+def pod_template(plan: Plan, lay: Layout, component: Component, files: list[str]) -> dict:
     """metadata + spec of the pods of one component; restartPolicy Never for a JobSet, Always for a StatefulSet."""
     conf, need = settings(plan), pod_needs(plan, component)
     shm_gb = 0 if component.name == DRIVER else int(conf.get("shm_gb", 16))

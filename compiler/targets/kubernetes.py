@@ -2,7 +2,8 @@
 
 Called by targets.render; submitted by runs/kubernetes.py (`areal submit --target kubernetes`). Files:
 - kustomization.yaml: the entry (`kubectl apply -k`, Argo CD, Flux); lists configmap.yaml and the workload file.
-- configmap.yaml: plan.json, agent.pyz (and an imported config), immutable, named <name>-files-<content hash>.
+- configmap.yaml: plan.json, agent.pyz (and an imported config), immutable, named <name>-files-<content hash>; a
+  plan.json over the 1 MiB a ConfigMap holds is cut into pieces, one more ConfigMap each (<that name>-1, ...).
 - jobset.yaml (workload jobset): one replicated Job per component (roles sharing logical nodes), one pod per
   logical node whose one container runs `agent.pyz node` (an agent per planned worker, all the node's devices),
   a CPU `driver` Job when the plan has a driver (the successPolicy target), restartPolicy Never, backoffLimit 0.
@@ -26,6 +27,8 @@ BACKEND = "areal_compiler.runs.kubernetes"
 ONLY_WHEN_ASKED = True  # compiled for `--target kubernetes` or a `kubernetes:` block, not by default (needs an image)
 AGENT_STAND_IN = "AGENT_PYZ_BASE64"  # dumped in place of agent.pyz's base64 text (see render)
 PLAN_STAND_IN = "PLAN_JSON_TEXT"  # dumped in place of plan.json's text when its literal block is plain (see render)
+PART_STAND_IN = "PLAN_JSON_PART_BASE64"  # dumped in place of each piece of a plan cut into several ConfigMaps
+PART = k8s_check.CONFIGMAP_LIMIT // 4 * 3  # bytes of plan.json per piece: its base64 text fills one ConfigMap
 # Texts whose literal block (`|`) is plain to write: printable ASCII lines, none empty or ending in a blank, the
 # first not starting with one, and one final line break (plan.json's canonical JSON, unless a value in it is not
 # ASCII). PyYAML writes them as `|` and every line indented; anything else is left to PyYAML.
@@ -81,59 +84,82 @@ def _agent() -> bytes:
     return bundle()[0]  # (bytes, sha256), built once per process
 
 
+def plan_parts(plan: Plan, attachments: dict[str, bytes]) -> int:
+    """0 when plan.json fits the one ConfigMap beside agent.pyz and the attachments; else how many pieces of at most
+    PART bytes (base64 in binaryData: 4/3 of it) it is cut into, each in a ConfigMap of its own."""
+    whole = len(plan.json_bytes) + _files_size(attachments)
+    return 0 if whole <= k8s_check.CONFIGMAP_LIMIT else -(-len(plan.json_bytes) // PART)
+
+
 def objects(plan: Plan, attachments: dict[str, bytes] | None = None) -> dict[str, list[dict]]:
     """file name -> the objects it holds (what render writes and the tests validate)."""
-    lay = layout(plan)
-    files = k8s_objects.configmap(plan, lay, plan.to_json().encode("utf-8"), _agent(), attachments or {})
-    name = files["metadata"]["name"]
+    lay, attachments = layout(plan), attachments or {}
+    maps = k8s_objects.configmap(plan, lay, plan.json_bytes, _agent(), attachments, plan_parts(plan, attachments))
+    names = [m["metadata"]["name"] for m in maps]
     if lay.jobset:
-        workload = {"jobset.yaml": [k8s_objects.jobset(plan, lay, name)]}
+        workload = {"jobset.yaml": [k8s_objects.jobset(plan, lay, names)]}
     else:
-        workload = {"statefulsets.yaml": k8s_objects.statefulsets(plan, lay, name)}
+        workload = {"statefulsets.yaml": k8s_objects.statefulsets(plan, lay, names)}
     resources = ["configmap.yaml", *workload]
-    return {"configmap.yaml": [files], **workload, "kustomization.yaml": [k8s_objects.kustomization(resources)],
+    return {"configmap.yaml": maps, **workload, "kustomization.yaml": [k8s_objects.kustomization(resources)],
             "rbac.example.yaml": k8s_objects.rbac(lay)}
 
 
-def _configmap_size(plan: Plan, attachments: dict[str, bytes]) -> int:
-    """Bytes of the ConfigMap's data: plan.json, agent.pyz in base64, the attachments as text."""
-    return len(plan.to_json().encode("utf-8")) + (len(_agent()) + 2) // 3 * 4 + sum(map(len, attachments.values()))
+def _files_size(attachments: dict[str, bytes]) -> int:
+    """Bytes of the first ConfigMap's data without plan.json: agent.pyz in base64, the attachments as text."""
+    return (len(_agent()) + 2) // 3 * 4 + sum(map(len, attachments.values()))
 
 
 def check(plan: Plan) -> list[TargetError]:
     found = k8s_check.check(plan)
-    size = _configmap_size(plan, {})
+    size = _files_size({})
     if size > k8s_check.CONFIGMAP_LIMIT:
-        found.append(TargetError(f"plan.json and agent.pyz need {size} bytes in a ConfigMap (limit "
-                                 f"{k8s_check.CONFIGMAP_LIMIT}): use fewer workers"))
+        found.append(TargetError(f"agent.pyz needs {size} bytes in a ConfigMap (limit {k8s_check.CONFIGMAP_LIMIT})"))
     return found
 
 
 def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
-    size = _configmap_size(plan, attachments)
+    size = _files_size(attachments)
     if size > k8s_check.CONFIGMAP_LIMIT:
-        raise TargetError(f"plan.json, agent.pyz and {', '.join(attachments)} need {size} bytes in a ConfigMap "
+        raise TargetError(f"agent.pyz and {', '.join(attachments)} need {size} bytes in a ConfigMap "
                           f"(limit {k8s_check.CONFIGMAP_LIMIT}): make the config smaller")
     header = HEADER.format(run=f"{plan.experiment_name}/{plan.trial_name}")
     files = objects(plan, attachments)
-    # agent.pyz's base64 text (160 KB) is put in after dumping: PyYAML's emitter would scan it character by
-    # character (two thirds of a cold compile) to write it unchanged, as a plain scalar on one line (base64 has no
-    # character to quote, nor a blank to fold at, and this text starts with `IyEv`, #!/), as it writes the stand-in.
-    # binaryData is the ConfigMap's last key, so the stand-in's last occurrence is this one.
-    # plan.json (tens of KB) likewise when its literal block is plain to write (PLAIN_LITERAL): it is the last key
-    # of `data` (after any attachment, whose text may hold anything), which comes right before binaryData, so the
-    # last stand-in before agent.pyz's is this one, a key at two spaces whose block PyYAML indents by four.
-    configmap = files["configmap.yaml"][0]
+    first, *parts = files.pop("configmap.yaml")
+    return [Artifact("configmap.yaml", _files_text(first, header) + _parts_text(parts)),
+            *(Artifact(path, dump(docs, header)) for path, docs in files.items())]
+
+
+def _files_text(configmap: dict, header: str) -> bytes:
+    """The first ConfigMap. agent.pyz's base64 text (160 KB) is put in after dumping: PyYAML's emitter would scan
+    it character by character (two thirds of a cold compile) to write it unchanged, as a plain scalar on one line
+    (base64 has no character to quote, nor a blank to fold at, and this text starts with `IyEv`, #!/), as it
+    writes the stand-in. binaryData is the ConfigMap's last key, so the stand-in's last occurrence is this one.
+    plan.json (when it is here) likewise when its literal block is plain to write (PLAIN_LITERAL): it is the last
+    key of `data` (after any attachment, whose text may hold anything), which comes right before binaryData, so
+    the last stand-in before agent.pyz's is this one, a key at two spaces whose block PyYAML indents by four."""
     binary, data = configmap["binaryData"], configmap["data"]
     agent, binary["agent.pyz"] = binary["agent.pyz"], AGENT_STAND_IN
-    plan_json = data["plan.json"]
-    literal = PLAIN_LITERAL.fullmatch(plan_json) is not None
+    plan_json = data.get("plan.json")
+    literal = plan_json is not None and PLAIN_LITERAL.fullmatch(plan_json) is not None
     if literal:
         data["plan.json"] = PLAN_STAND_IN
-    text, _, end = dump(files.pop("configmap.yaml"), header).rpartition(AGENT_STAND_IN.encode())
+    text, _, end = dump([configmap], header).rpartition(AGENT_STAND_IN.encode())
     if literal:
         start, _, middle = text.rpartition(PLAN_STAND_IN.encode())
-        block = "|\n" + "".join(f"    {line}\n" for line in plan_json[:-1].split("\n"))
+        block = "|\n    " + plan_json[:-1].replace("\n", "\n    ") + "\n"
         text = start + block.encode() + middle.removeprefix(b"\n")
-    return [Artifact("configmap.yaml", text + agent.encode() + end),
-            *(Artifact(path, dump(docs, header)) for path, docs in files.items())]
+    return text + agent.encode() + end
+
+
+def _parts_text(parts: list[dict]) -> bytes:
+    """The ConfigMaps of plan.json's pieces: each one's base64 value put in after dumping, as agent.pyz's is (they
+    hold no user text, so each stand-in is that value's place)."""
+    values = []
+    for part in parts:
+        binary = part["binaryData"]
+        for key in binary:
+            values.append(binary[key].encode())
+            binary[key] = PART_STAND_IN
+    pieces = dump(parts).split(PART_STAND_IN.encode()) if parts else [b""]
+    return b"".join(piece + value for piece, value in zip(pieces, values)) + pieces[-1]

@@ -67,18 +67,26 @@ def driver_name(plan: Plan) -> str | None:
 
 
 def _node_workers(plan: Plan, node: int) -> list:
-    return [w for w in plan.workers if w.node == node and plan.roles[w.role].kind != "driver"]
+    return [w for w in plan.node_workers[node] if plan.roles[w.role].kind != "driver"]
 
 
-def _bundle(plan: Plan, node: int) -> tuple[dict, dict]:
-    """The node's bundle and what its actor runs: workers, planned devices, devices per role."""
+def _needs(plan: Plan, role: str, forks: list) -> tuple[int, int]:
+    """CPUs and GB one worker of `role` takes with its forked processes."""
+    return (plan.roles[role].cpu + sum(plan.roles[f.role].cpu for f in forks),
+            plan.roles[role].mem_gb + sum(plan.roles[f.role].mem_gb for f in forks))
+
+
+def _bundle(plan: Plan, node: int, needs: dict) -> tuple[dict, dict]:
+    """The node's bundle and what its actor runs: workers, planned devices, devices per role. NEEDS caches
+    _needs per role (every worker of a role forks the same roles)."""
     cpu = mem = 0
     devices: set[int] = set()
     per_role: dict[str, set] = {}
-    for w in _node_workers(plan, node):
-        cpu, mem = cpu + plan.roles[w.role].cpu, mem + plan.roles[w.role].mem_gb
-        for fork in w.forks:
-            cpu, mem = cpu + plan.roles[fork.role].cpu, mem + plan.roles[fork.role].mem_gb
+    workers = _node_workers(plan, node)
+    for w in workers:
+        if w.role not in needs:
+            needs[w.role] = _needs(plan, w.role, w.forks)
+        cpu, mem = cpu + needs[w.role][0], mem + needs[w.role][1]
         devices.update(w.devices)
         per_role.setdefault(w.role, set()).update(w.devices)
     bundle: dict = {"CPU": max(cpu, 1)}  # Ray refuses a bundle of only zeros
@@ -87,8 +95,9 @@ def _bundle(plan: Plan, node: int) -> tuple[dict, dict]:
     resource = plan.accelerator.get("ray_resource")
     if devices:
         bundle[resource] = len(devices)
-    actor = {"workers": [f"{w.role}/{w.index}" for w in _node_workers(plan, node)], "devices": sorted(devices),
-             "role_devices": {role: sorted(devs) for role, devs in sorted(per_role.items()) if devs}}
+    actor = {"devices": sorted(devices),  # keys in sorted order: canonical as built (render)
+             "role_devices": {role: sorted(devs) for role, devs in sorted(per_role.items()) if devs},
+             "workers": [f"{w.role}/{w.index}" for w in workers]}
     return bundle, actor
 
 
@@ -104,9 +113,9 @@ def placement(plan: Plan) -> dict:
     settings = plan.targets["ray"]
     model = accelerator_type(plan)
     label = model is not None and version_tuple(settings["version"]) >= LABEL_SELECTORS_FROM
-    bundles, actors = [], []
+    bundles, actors, needs = [], [], {}
     for node in range(plan.nodes):
-        bundle, actor = _bundle(plan, node)
+        bundle, actor = _bundle(plan, node, needs)
         if model and not label:
             bundle[f"accelerator_type:{model}"] = TYPE_SHARE
         bundles.append(bundle)
@@ -145,5 +154,5 @@ def check(plan: Plan) -> list[TargetError]:
 
 def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
     return [Artifact("job.json", canonical_json(job(plan)).encode()),
-            Artifact("placement.json", canonical_json(placement(plan)).encode()),
+            Artifact("placement.json", canonical_json(placement(plan), built="nodes").encode()),
             Artifact("launcher.py", LAUNCHER.read_bytes().replace(b"\r\n", b"\n"))]

@@ -9,6 +9,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+try:  # inside agent.pyz the agent is the sibling package areal_agent; in the source tree, areal_compiler.agent
+    from areal_agent.plan import on_this_host, read_plan_bytes
+except ImportError:
+    from areal_compiler.agent.plan import on_this_host, read_plan_bytes
+
 PLAN_ENV, HOSTS_ENV = "AREAL_PLAN_FILE", "AREAL_NODE_HOSTS"
 TOKEN_FILE_ENV, TOKEN_ENV = "AREAL_AGENT_TOKEN_FILE", "AREAL_AGENT_TOKEN"
 
@@ -33,8 +38,8 @@ def load_plan(path: str | None = None) -> dict:
     path = path or os.environ.get(PLAN_ENV)
     if not path:
         raise PlanMismatch(f"{PLAN_ENV} is not set: the driver needs the compiled plan.json")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    plan = json.loads(read_plan_bytes(path))
+    return on_this_host(plan, node_hosts(plan))  # logical nodes sharing a host: their ports (and devices) apart
 
 
 def node_hosts(plan: dict, hosts: str | None = None) -> list[str]:

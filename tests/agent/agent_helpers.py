@@ -62,7 +62,7 @@ def make_plan(path: Path, workers: List[Dict[str, Any]], runtime: Optional[Dict[
         roles[item["role"]] = _role(item["argv"], item["env"], item["ports"], item["readiness"],
                                     sum(1 for w in workers if w["role"] == item["role"]))
     plan = {
-        "plan_version": 2, "experiment_name": "agent-test", "trial_name": "t0", "run_id": "agent-test-t0-0",
+        "plan_version": 3, "experiment_name": "agent-test", "trial_name": "t0", "run_id": "agent-test-t0-0",
         "accelerator": {"name": "CPU", "devices_per_node": 0, "visibility_env": None}, "nodes": 1,
         "runtime": dict(FAST_RUNTIME, **(runtime or {})), "gate": gate,
         "completion": {"driver": False, "may_fail": []}, "roles": roles, "workers": plan_workers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -80,3 +81,37 @@ def test_fork_cli_reports_failed_indices(three_agents, tmp_path):
     assert "actor/1:" in result.stderr and "index(es) 1:" in result.stderr
     assert all(client.forked() == [] for client in clients)
     assert not (tmp_path / "orch" / "forks").exists()
+
+
+LATE_LISTEN = "import time; time.sleep(1.5); " + LISTEN
+
+
+def test_the_agent_answers_a_wait_when_the_child_listens_not_on_a_poll_grid(three_agents):
+    plan, clients = three_agents
+    client = clients[0]
+    ports = client.alloc_ports(1)["ports"]
+    client.fork("late", 0, [PY, "-c", LATE_LISTEN, "--port", str(ports[0])], ports=ports)
+    early = client.wait_forked("late", 0, 0.2)  # the child sleeps first: not listening yet when the wait ends
+    assert early["alive"] and not early["listening"]
+    entry = client.wait_forked("late", 0, 20)
+    assert entry["alive"] and entry["listening"] and entry["ports"] == ports
+    client.fork("dies", 0, [PY, "-c", "import sys; sys.exit(3)"], ports=client.alloc_ports(1)["ports"])
+    ended = client.wait_forked("dies", 0, 20)  # ends the wait at once: it will never listen
+    assert not ended["alive"] and ended["exit_code"] == 3
+    with pytest.raises(AgentError) as unknown:
+        client.wait_forked("nosuch", 0, 1)
+    assert unknown.value.status == 404
+    with pytest.raises(AgentError) as bad:
+        client.request("POST", "/forked/wait", {"role": "late", "worker_index": 0, "timeout": "soon"})
+    assert bad.value.status == 400
+    with pytest.raises(AgentError) as anonymous:
+        AgentClient(agent_url(plan, "actor", 0), None).wait_forked("late", 0, 1)
+    assert anonymous.value.status == 401
+
+
+def test_fork_orchestration_does_not_wait_out_a_poll_interval(three_agents):
+    plan, clients = three_agents
+    started = time.monotonic()
+    fork_workers(json.loads(plan.read_text()), "proxy", "actor", TOKEN, timeout=20, poll=30)
+    assert time.monotonic() - started < 15  # with ports, the agent says when each child listens: no 30 s poll
+    assert all(client.forked()[0]["listening"] for client in clients)

@@ -1,17 +1,21 @@
 """Benchmark of the runtime agent: fork latency, gate decisions/s, the agent's own CPU and memory when idle.
 
-Run by hand: `python tests/bench/bench_agent.py [--seconds 60]`; prints numbers, asserts nothing (not collected)."""
+Run by hand: `python tests/bench/bench_agent.py [--seconds 60] [--before CHECKOUT]`; prints numbers, asserts
+nothing (not collected). With --before (an older checkout with its own .venv), fork latency is measured for both in
+alternating chunks and their ratio printed."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent"))
 
@@ -21,8 +25,9 @@ from areal_compiler.agent.forks import fork_workers  # noqa: E402
 from areal_compiler.agent.gate import StalenessGate  # noqa: E402
 
 SLEEP = script("import time; time.sleep(3600)")
-LISTENER = ("%s -c \"import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); "
-            "s.listen(); time.sleep(3600)\" {port0}" % PY)
+# what the agent forks: listens on the port it is given (`--port P`, appended by the fork) and sleeps
+LISTENER = [PY, "-c", "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[2]))); "
+            "s.listen(); time.sleep(3600)"]
 
 
 def _up(url: str) -> bool:
@@ -40,19 +45,25 @@ def _percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def bench_fork(tmp: Path, workers: int, rounds: int, poll: float) -> str:
-    plan_path = make_plan(tmp / ("fork%d.json" % workers), [worker("actor", i, SLEEP) for i in range(workers)],
-                          runtime={"fork_commands": "any"})
+def fork_latencies(tmp: Path, workers: int, rounds: int) -> list:
+    """Seconds from `fork_workers` (the `agent.pyz fork` client) being called to every forked child listening on
+    its port, for WORKERS agents, ROUNDS times (each round's children killed before the next)."""
+    from areal_compiler.agent.plan import PLAN_VERSION  # of the checkout whose agent runs
+
+    plan_path = make_plan(tmp / ("fork%d.json" % workers), [worker("actor", i, SLEEP) for i in range(workers)])
+    data = json.loads(plan_path.read_text())  # the role forked on request (not at start-up), with one port
+    data["roles"]["proxy"] = dict(data["roles"]["actor"], argv=LISTENER, port_count=1, readiness="none")
+    data["plan_version"] = PLAN_VERSION
+    plan_path.write_text(json.dumps(data))
     procs = [start_agent(plan_path, "actor/%d" % i, tmp / "run") for i in range(workers)]
     try:
         for i in range(workers):
             wait_until(lambda: _up(agent_url(plan_path, "actor", i)), what="agent up")
-        plan = json.loads(plan_path.read_text())
         clients = [AgentClient(agent_url(plan_path, "actor", i), TOKEN) for i in range(workers)]
         latencies = []
         for _ in range(rounds):
             started = time.perf_counter()
-            fork_workers(plan, "proxy", "actor", TOKEN, command=LISTENER, poll=poll)
+            fork_workers(data, "proxy", "actor", TOKEN)
             latencies.append(time.perf_counter() - started)
             for i, client in enumerate(clients):
                 client.kill_forked_worker("proxy", i)
@@ -61,8 +72,28 @@ def bench_fork(tmp: Path, workers: int, rounds: int, poll: float) -> str:
     finally:
         for proc in procs:
             stop_agent(proc)
-    return "fork latency, %d worker(s), poll %.2fs, %d rounds: p50 %.3fs  p99 %.3fs" % (
-        workers, poll, rounds, statistics.median(latencies), _percentile(latencies, 0.99))
+    return latencies
+
+
+def bench_fork(tmp: Path, workers: int, rounds: int, before: Optional[Path]) -> list:
+    """Fork latency of this checkout and, with BEFORE, of an older one, in alternating chunks of rounds (each
+    chunk a fresh process of that checkout's python running fork_latencies)."""
+    pythons = {"this checkout": sys.executable}
+    if before is not None:
+        pythons["before"] = str(before / ".venv" / "bin" / "python")
+    found: dict = {name: [] for name in pythons}
+    chunks = 4
+    for i in range(chunks):
+        for name in list(pythons)[i % len(pythons):] + list(pythons)[:i % len(pythons)]:
+            out = subprocess.run([pythons[name], __file__, "--fork-only", str(workers), str(-(-rounds // chunks))],
+                                 capture_output=True, text=True, check=True, cwd=str(tmp))
+            found[name] += json.loads(out.stdout)
+    lines = ["fork latency, request to every child listening, %d worker(s), %s: p50 %.3fs  p99 %.3fs (%d rounds)"
+             % (workers, name, statistics.median(v), _percentile(v, 0.99), len(v)) for name, v in found.items()]
+    if before is not None:
+        lines.append("  this checkout / before, p50: %.2fx"
+                     % (statistics.median(found["this checkout"]) / statistics.median(found["before"])))
+    return lines
 
 
 def _decisions(make_client, seconds: float, threads: int = 8) -> float:
@@ -126,13 +157,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="idle supervision time (60)")
     parser.add_argument("--gate-seconds", type=float, default=3.0)
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout with its own .venv: its fork latency is measured in turn")
+    parser.add_argument("--fork-only", nargs=2, type=int, metavar=("WORKERS", "ROUNDS"),
+                        help=argparse.SUPPRESS)  # one chunk of bench_fork, in the checkout's own process
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        print(bench_fork(tmp, 1, 20, 0.5))
-        print(bench_fork(tmp, 8, 10, 0.5))
-        print(bench_fork(tmp, 1, 20, 0.05))
-        print(bench_fork(tmp, 8, 10, 0.05))
+        if args.fork_only:
+            print(json.dumps(fork_latencies(tmp, *args.fork_only)))
+            return
+        for workers, rounds in ((1, 20), (8, 20)):
+            for line in bench_fork(tmp, workers, rounds, args.before):
+                print(line)
         for line in bench_gate(tmp, args.gate_seconds):
             print(line)
         print(bench_idle(tmp, args.seconds))

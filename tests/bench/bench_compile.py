@@ -1,4 +1,5 @@
-"""Benchmark of `areal compile`: cold CPU against baselines in interleaved pairs, in-process throughput, scale sweep.
+"""Benchmark of `areal compile`: cold CPU against baselines in interleaved pairs, in-process throughput, a scale
+sweep with every file's growth, and the frontier (8,192 nodes: at most 2 s CPU and 300 MiB, cold).
 
 Run by hand (`python tests/bench/bench_compile.py [--quick]`) for the README's numbers; prints tables, asserts no speed.
 TorchX 0.7.0 is the peer baseline when installed: $AREAL_BENCH_TORCHX or /tmp/areal-bench/torchx/bin/torchx."""
@@ -13,6 +14,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from synthetic import FORKS_PER_NODE, WORKERS_PER_NODE, synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
 # The examples every measured checkout has (the README's numbers were measured on them): the same set before and
@@ -153,61 +156,88 @@ def throughput(rounds: int, before: Path | None) -> None:
         print(f"{name:<46} {statistics.median(values):7.1f} compiles/s{ratio}")
 
 
-def synthetic(nodes: int) -> str:
-    """An experiment on NODES GPU_8xH100 nodes with 6 workers and 6 forks per node: 4 training ranks (1 device
-    each) with a forked colocated reference model, 2 inference instances (2 devices each) with a forked proxy."""
-    return f"""experiment_name: scale-{nodes}
-trial_name: trial0
-compute: {{accelerator: GPU_8xH100, num_accelerators: {nodes * 8}}}
-image: ghcr.io/areal-project/areal-runtime:v2.0.0-sglang
-fileroot: /shared/areal/experiments
-roles:
-  rollout:
-    backend: "sglang:d{nodes * 2}t2"
-    cmd: python3 -m areal.infra.rpc.rpc_server --log-level info
-  actor:
-    backend: "fsdp:d{nodes * 4}"
-    cmd: python3 -m areal.infra.rpc.rpc_server --log-level info
-    scheduling_spec: {{env_vars: {{NCCL_DEBUG: WARN}}}}
-  ref:
-    backend: "fsdp:d{nodes * 4}"
-    cmd: python3 -m areal.infra.rpc.rpc_server --log-level info
-    scheduling_strategy: {{type: colocation, target: actor, fork: true}}
-  proxy:
-    cmd: python3 -m areal.experimental.openai.proxy.proxy_rollout_server
-    scheduling_spec: {{cpu: 2, mem: 8, port_count: 1}}
-    scheduling_strategy: {{type: colocation, target: rollout, fork: true}}
-staleness: {{max_head_offpolicyness: 2, max_concurrent_rollouts: 256, consumer_batch_size: 256}}
-slurm: {{partition: gpu, time: "24:00:00"}}
-"""
-
-
 def _growth(now: float, before: float | None) -> str:
     return f"{now / before:5.2f}x" if before else "    -"
 
 
-def sweep(sizes: list[int], work: str) -> None:
-    print("\n## scale sweep: cold `areal compile` of a synthetic experiment (6 workers + 6 forks per node)")
+CLUSTER_TARGETS = "slurm,kubernetes,ray"
+
+
+def compile_cold(spec: Path, out: Path) -> tuple[float, int, str]:
+    """(CPU seconds, peak RSS KiB, targets) of a fresh `areal compile --target all`; when the local target cannot
+    hold every logical node on one host (their ports do not fit, a located error), of the cluster targets alone."""
+    argv = [*AREAL, "compile", str(spec), "--out", str(out)]
+    fits = subprocess.run([*AREAL, "validate", str(spec), "--target", "local"], capture_output=True).returncode == 0
+    targets = "all" if fits else CLUSTER_TARGETS
+    cpu, _, rss = run_child(argv + ["--target", targets])
+    return cpu, rss, "all four" if fits else "all but local"
+
+
+def sweep(sizes: list[int], work: str) -> dict[str, dict[str, int]]:
+    print("\n## scale sweep: cold `areal compile` of the synthetic experiment (tests/bench/synthetic.py: on average "
+          f"{WORKERS_PER_NODE} workers + {FORKS_PER_NODE} forks per node, a driver), every target that can hold it")
     print("growth = this size / the previous size (4x nodes: ~4x is linear, ~16x is quadratic)\n")
-    print(f"{'nodes':>5} {'CPU':>8} {'growth':>6} {'peak RSS':>9} {'growth':>6}  torchx -j Nx8  largest files (growth)")
+    print(f"{'nodes':>5} {'CPU':>8} {'growth':>6} {'peak RSS':>9} {'growth':>6}  {'targets':<13} torchx -j Nx8  "
+          "largest files (growth)")
     previous: dict[str, float] = {}
+    files: dict[str, dict[str, int]] = {}  # node count -> file -> bytes
     for nodes in sizes:
         spec = Path(work, f"scale-{nodes}.yaml")
         spec.write_text(synthetic(nodes))
         out = Path(work, f"scale-{nodes}")
-        cpu, _, rss = run_child([*AREAL, "compile", str(spec), "--out", str(out)])
+        cpu, rss, targets = compile_cold(spec, out)
         torchx = "absent"
         if TORCHX.is_file():
             t_cpu = run_child([str(TORCHX), "run", "--dryrun", "--scheduler", "slurm", "dist.ddp",
                                "-j", f"{nodes}x8", "--script", "train.py"], cwd=work)[0]
             torchx = f"{t_cpu:6.2f} s"
         sizes_now = {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*") if p.is_file()}
-        files = sorted((s, rel) for rel, s in sizes_now.items() if not rel.endswith("agent.pyz"))[-4:]
+        files[str(nodes)] = sizes_now
+        largest = sorted((s, rel) for rel, s in sizes_now.items() if not rel.endswith("agent.pyz"))[-4:]
         shown = ", ".join(f"{rel} {s / 1024:.0f} KiB ({_growth(s, previous.get(rel)).strip()})"
-                          for s, rel in reversed(files))
+                          for s, rel in reversed(largest))
         print(f"{nodes:>5} {cpu:7.2f}s {_growth(cpu, previous.get('cpu'))} {rss / 1024:7.0f}Mi "
-              f"{_growth(rss, previous.get('rss'))}  {torchx:>13}  {shown}")
+              f"{_growth(rss, previous.get('rss'))}  {targets:<13} {torchx:>13}  {shown}")
         previous = {"cpu": cpu, "rss": rss, **sizes_now}
+    return files
+
+
+def growth(files: dict[str, dict[str, int]]) -> None:
+    """Every file's size at the largest node count that has it over its size at the smallest: linear growth keeps
+    the ratio near the ratio of node counts (the issue's bound: x140 for x128, 64 -> 8,192 nodes)."""
+    sizes = sorted(int(n) for n in files)
+    print(f"\n## file growth, {sizes[0]} nodes -> the largest size that has the file (bound: 1.09 x the node ratio)\n")
+    print(f"{'file':<34} {'bytes':>12} {'bytes':>12} {'nodes':>11} {'growth':>8} {'per node':>9}")
+    for rel in sorted(files[str(sizes[0])]):
+        last = max(n for n in sizes if rel in files[str(n)])
+        small, large = files[str(sizes[0])][rel], files[str(last)][rel]
+        ratio = large / small
+        verdict = "" if ratio <= 1.09 * last / sizes[0] else "  OVER"
+        print(f"{rel:<34} {small:>12} {large:>12} {sizes[0]:>5}->{last:<5} {ratio:7.1f}x "
+              f"{ratio / (last / sizes[0]):8.2f}x{verdict}")
+
+
+def frontier(nodes: int, rounds: int, work: str) -> None:
+    """The frontier target: NODES nodes compile cold for every target that can hold them in at most 2 s CPU and
+    300 MiB; rounds interleaved with the import floor, whose ratio is steadier than the seconds on a busy machine."""
+    spec = Path(work, f"frontier-{nodes}.yaml")
+    spec.write_text(synthetic(nodes))
+    cpus, rsss, floors = [], [], []
+    for i in range(rounds):
+        pair = [("floor", [PY, "-c", "import click, pydantic_core, yaml"]), ("compile", None)]
+        for name, argv in pair if i % 2 else reversed(pair):
+            if argv is None:
+                cpu, rss, targets = compile_cold(spec, Path(work, "frontier-out"))
+                cpus.append(cpu)
+                rsss.append(rss)
+            else:
+                floors.append(run_child(argv)[0])
+    ratio = statistics.median(c / f for c, f in zip(cpus, floors))
+    print(f"\n## frontier: {nodes} nodes ({nodes * 8} devices), cold compile for {targets}, {rounds} interleaved "
+          "rounds with the import floor\n")
+    print(f"CPU median {statistics.median(cpus):.2f} s (min {min(cpus):.2f}, max {max(cpus):.2f}; target <= 2 s), "
+          f"peak RSS max {max(rsss) / 1024:.0f} MiB (target <= 300), {ratio:.1f}x the import floor "
+          f"({statistics.median(floors) * 1000:.0f} ms)")
 
 
 def bytecode(checkout: Path) -> None:
@@ -219,21 +249,23 @@ def bytecode(checkout: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds and small sizes (a smoke run)")
-    parser.add_argument("--sizes", default=None, help="comma list of node counts for the sweep")
+    parser.add_argument("--sizes", default=None, help="comma list of even node counts for the sweep")
+    parser.add_argument("--frontier", type=int, default=8192, help="node count of the frontier rounds (8192)")
     parser.add_argument("--before", type=Path, default=None,
                         help="an older checkout with its own .venv (editable install) to compare cold compile and "
                              "throughput with")
     args = parser.parse_args()
     repeat, rounds = (2, 1) if args.quick else (15, 10)
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [1, 4] if args.quick else \
-        [1, 4, 16, 64, 256, 1024]
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [2, 4] if args.quick else \
+        [64, 256, 1024, 2048, 4096, 8192]
     for checkout in [ROOT] + ([args.before] if args.before else []):
         bytecode(checkout)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {len(EXAMPLES)} examples\n")
     with tempfile.TemporaryDirectory(prefix="areal-bench-") as work:
         cold(repeat, work, args.before)
         throughput(rounds, args.before)
-        sweep(sizes, work)
+        growth(sweep(sizes, work))
+        frontier(args.frontier if not args.quick else sizes[-1], 2 if args.quick else 7, work)
 
 
 if __name__ == "__main__":

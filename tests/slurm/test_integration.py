@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from areal_compiler.agent.plan import on_this_host
 from areal_compiler.pipeline import compile_file
 from areal_compiler.runs import slurm as runs_slurm
 
@@ -88,10 +89,15 @@ def test_job_completes_with_every_worker_where_planned(slurm_cluster, tmp_path):
     records = _records(tmp_path)
     expected = {f"{w.role}.{w.index}" for w in plan.workers} | {f"ref.{i}" for i in range(8)}
     assert set(records) == expected
+    # ports are planned per node (rollout/0 and actor/0 get the same numbers), and both slurmd of the test cluster
+    # are at 127.0.0.1 (NodeAddr), so the agents moved the second node's ports past the first's
+    assert plan.worker("rollout", 0).ports == plan.worker("actor", 0).ports
+    moved = {(w["role"], w["index"]): w for w in on_this_host(json.loads(plan.to_json()), ["127.0.0.1"] * 2)["workers"]}
+    assert len({records[f"{w.role}.{w.index}"]["argv"][-1] for w in plan.workers}) == len(plan.workers)
     for w in plan.workers:
         rec = records[f"{w.role}.{w.index}"]
         assert rec["procid"] == str(w.index)  # the srun task that ran worker i has rank i
-        assert rec["argv"][-2:] == ["--port", str(w.ports[0])]
+        assert rec["argv"][-2:] == ["--port", str(moved[(w.role, w.index)]["ports"][0])]
         # each node's whole 8-GPU allocation is 0..7 on the test cluster, so the mapping is the planned indices
         assert rec["cvd"] == ",".join(str(d) for d in w.devices), rec
         assert rec["host"] == "127.0.0.1"
