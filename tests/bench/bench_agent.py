@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agent"))
 
-from agent_helpers import PY, TOKEN, agent_url, make_plan, script, start_agent, stop_agent, wait_until, worker  # noqa
+from agent_helpers import PY, TOKEN, agent_url, free_ports, make_plan, script, start_agent, stop_agent, wait_until, worker  # noqa
 from areal_compiler.agent.client import AgentClient, AgentError, GateClient  # noqa: E402
 from areal_compiler.agent.forks import fork_workers  # noqa: E402
 from areal_compiler.agent.gate import StalenessGate  # noqa: E402
@@ -45,9 +46,34 @@ def _percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def fork_latencies(tmp: Path, workers: int, rounds: int) -> list:
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def direct_start(ports: list) -> float:
+    """The floor under fork latency: seconds from starting the same children directly (one Popen each, no agent,
+    no HTTP) to every one listening on its port (polled every 2 ms)."""
+    started = time.perf_counter()
+    children = [subprocess.Popen(LISTENER + ["--port", str(port)]) for port in ports]
+    try:
+        for port in ports:
+            while not _listening(port):
+                time.sleep(0.002)
+        return time.perf_counter() - started
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def fork_latencies(tmp: Path, workers: int, rounds: int) -> dict:
     """Seconds from `fork_workers` (the `agent.pyz fork` client) being called to every forked child listening on
-    its port, for WORKERS agents, ROUNDS times (each round's children killed before the next)."""
+    its port, for WORKERS agents, ROUNDS times (each round's children killed before the next); each round is
+    followed by the floor (`direct_start` of as many children) so both see the machine alike."""
     from areal_compiler.agent.plan import PLAN_VERSION  # of the checkout whose agent runs
 
     plan_path = make_plan(tmp / ("fork%d.json" % workers), [worker("actor", i, SLEEP) for i in range(workers)])
@@ -60,13 +86,14 @@ def fork_latencies(tmp: Path, workers: int, rounds: int) -> list:
         for i in range(workers):
             wait_until(lambda: _up(agent_url(plan_path, "actor", i)), what="agent up")
         clients = [AgentClient(agent_url(plan_path, "actor", i), TOKEN) for i in range(workers)]
-        latencies = []
+        latencies: dict = {"fork": [], "direct": []}
         for _ in range(rounds):
             started = time.perf_counter()
             fork_workers(data, "proxy", "actor", TOKEN)
-            latencies.append(time.perf_counter() - started)
+            latencies["fork"].append(time.perf_counter() - started)
             for i, client in enumerate(clients):
                 client.kill_forked_worker("proxy", i)
+            latencies["direct"].append(direct_start(free_ports(workers)))
         for client in clients:
             client.close()
     finally:
@@ -82,14 +109,20 @@ def bench_fork(tmp: Path, workers: int, rounds: int, before: Optional[Path]) -> 
     if before is not None:
         pythons["before"] = str(before / ".venv" / "bin" / "python")
     found: dict = {name: [] for name in pythons}
+    floor: list = []
     chunks = 4
     for i in range(chunks):
         for name in list(pythons)[i % len(pythons):] + list(pythons)[:i % len(pythons)]:
             out = subprocess.run([pythons[name], __file__, "--fork-only", str(workers), str(-(-rounds // chunks))],
                                  capture_output=True, text=True, check=True, cwd=str(tmp))
-            found[name] += json.loads(out.stdout)
+            chunk = json.loads(out.stdout)
+            found[name] += chunk["fork"] if isinstance(chunk, dict) else chunk  # an older checkout: a list
+            floor += chunk["direct"] if isinstance(chunk, dict) else []
     lines = ["fork latency, request to every child listening, %d worker(s), %s: p50 %.3fs  p99 %.3fs (%d rounds)"
              % (workers, name, statistics.median(v), _percentile(v, 0.99), len(v)) for name, v in found.items()]
+    lines.append("  floor: the same %d children started directly (no agent, no HTTP), interleaved: p50 %.3fs; "
+                 "fork / floor, p50: %.2fx" % (workers, statistics.median(floor),
+                                              statistics.median(found["this checkout"]) / statistics.median(floor)))
     if before is not None:
         lines.append("  this checkout / before, p50: %.2fx"
                      % (statistics.median(found["this checkout"]) / statistics.median(found["before"])))
