@@ -31,6 +31,16 @@ class TargetWarning(TargetError):
     still written."""
 
 
+class InputError(TargetError):
+    """A problem inside a file the experiment names (a site template): at LINE:COL of the file that the
+    setting at `path` names, reported under CODE."""
+
+    def __init__(self, message: str, path: tuple, line: int, col: int = 1, code: str = "E483",
+                 hint: str | None = None):
+        super().__init__(message, path)
+        self.line, self.col, self.code, self.hint = line, col, code, hint
+
+
 @dataclass(frozen=True)
 class Artifact:
     path: str  # relative to the target's folder, with "/" separators

@@ -32,6 +32,9 @@ def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artif
         "files": {a.path: known.get(id(a.content)) or hashlib.sha256(a.content).hexdigest()
                   for a in sorted(files, key=lambda a: a.path)},
     }
+    site = plan.targets["slurm"].get("template")
+    if site:  # the files the experiment names, compiled in: its hash covers them too
+        manifest["inputs"] = {site["path"]: site["sha256"]}
     return sorted(files + [Artifact("manifest.json", canonical_json(manifest).encode())], key=lambda a: a.path)
 
 
