@@ -46,6 +46,7 @@ class Artifact:
     path: str  # relative to the target's folder, with "/" separators
     content: bytes
     executable: bool = False
+    shipped: bool = False  # the same bytes for every experiment (runtime code areal ships): pinned by hash in review
 
 
 class UnknownTarget(KeyError):
