@@ -68,7 +68,13 @@ def _environment():
     from jinja2.sandbox import SandboxedEnvironment
 
     class Cache(FileSystemBytecodeCache):
-        """Jinja2's bytecode cache that never fails a compile: a folder it cannot write is only slower."""
+        """Jinja2's bytecode cache that never fails a compile: a cache it cannot read or write is only slower."""
+
+        def load_bytecode(self, bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # noqa: BLE001 - unreadable or damaged: compile the template instead
+                bucket.reset()
 
         def dump_bytecode(self, bucket) -> None:
             try:

@@ -44,6 +44,7 @@ DEFAULT_VERSION = "22.05"
 JOB_KEYS = ("partition", "account", "qos", "time", "constraint", "reservation", "exclusive", "nodelist", "exclude")
 SAFE_SBATCH = re.compile(r"^[A-Za-z0-9_./:%@+,=\-]+$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+OPTION = re.compile(r"^[a-z][a-z-]*\Z")
 
 
 class SlurmRenderError(TargetError):
@@ -59,6 +60,8 @@ def version_tuple(text: str) -> tuple[int, int]:
 
 def sbatch_option(key: str, value) -> str:
     """One `#SBATCH` option: `--key`, or `--key=value` with the value written by sbatch_value."""
+    if not OPTION.match(key):
+        raise SlurmRenderError(f"{key!r} is not an sbatch option and cannot be written into an #SBATCH line")
     return f"--{key}" if value is None else f"--{key}={sbatch_value(value)}"
 
 
