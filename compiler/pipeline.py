@@ -80,12 +80,12 @@ def compile_file(path: str, targets: tuple[str, ...] | None = None, name: str | 
 
 def _diagnostic(source: Source, target: str, exc: TargetError) -> Diagnostic:
     """A target's problem, located at the experiment setting responsible (E490), or inside the file that
-    setting names (InputError: a site template's own line)."""
+    setting names (InputError: E483 at a site template's own line)."""
     file = source.inputs.get(exc.path) if isinstance(exc, InputError) else None
     if file is not None:
         line = file.line(exc.line)
-        span = Span(exc.line, exc.col, max(1, len(line or "") - exc.col + 1))
-        return Diagnostic(exc.code, f"{target}: {exc}", file.name, span, exc.hint, source_line=line)
+        return Diagnostic("E483", f"{target}: {exc}", file.name, Span(exc.line, 1, max(1, len(line or ""))),
+                          exc.hint, source_line=line)
     hint = (f"an upstream config has no `{exc.setting}`: give it with --overlay FILE, a YAML file holding "
             f"`{exc.setting}: ...`" if isinstance(source, ImportedSource) and exc.setting else None)
     return source.diagnostic("E490", f"{target}: {exc}", exc.path, hint, key=bool(exc.path))

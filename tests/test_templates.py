@@ -174,7 +174,7 @@ GOOD = '{% extends "job.sbatch.j2" %}\n{% block before_job %}\nexport NCCL_DEBUG
     ('{% extends "job.sbatch.j2" %}\n\n{% block steps %}srun evil{% endblock %}\n', 3,
      "block `steps` is not one a site template may fill"),
     ('#!/bin/bash\n{% extends "job.sbatch.j2" %}\n', 1, "text outside a block"),
-    ('{% extends "job.sbatch.j2" %}\n{% set x = 1 %}\n', 2, "`{% assign %}` outside a block"),
+    ('{% extends "job.sbatch.j2" %}\n{% set x = 1 %}\n', 2, "`{% set %}` outside a block"),
     ('{% block before_job %}x{% endblock %}\n', 1, "starts with `{% extends \"job.sbatch.j2\" %}`"),
     ('{% extends "/etc/passwd" %}\n', 1, "extends 'job.sbatch.j2', the shipped job.sbatch, and nothing else"),
     ('{% extends "job.sbatch.j2" %}\n{% block before_job %}\n{% include "job.sbatch.j2" %}\n{% endblock %}\n', 3,

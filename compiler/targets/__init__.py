@@ -32,13 +32,12 @@ class TargetWarning(TargetError):
 
 
 class InputError(TargetError):
-    """A problem inside a file the experiment names (a site template): at LINE:COL of the file that the
-    setting at `path` names, reported under CODE."""
+    """A problem inside a file the experiment names (a site template), at `line` of the file that the setting at
+    `path` names."""
 
-    def __init__(self, message: str, path: tuple, line: int, col: int = 1, code: str = "E483",
-                 hint: str | None = None):
+    def __init__(self, message: str, path: tuple, line: int, hint: str | None = None):
         super().__init__(message, path)
-        self.line, self.col, self.code, self.hint = line, col, code, hint
+        self.line, self.hint = line, hint
 
 
 @dataclass(frozen=True)

@@ -54,12 +54,12 @@ def _check_shape(tree) -> None:
                          hint="write the shell into its blocks")
 
 
-def _what(node) -> str:
-    from jinja2 import nodes
+TAGS = {"Assign": "set", "AssignBlock": "set", "FilterBlock": "filter", "CallBlock": "call", "ExprStmt": "do"}
 
-    if isinstance(node, nodes.Output):
-        return "text"
-    return f"`{{% {type(node).__name__.lower()} %}}`"
+
+def _what(node) -> str:
+    kind = type(node).__name__
+    return "text" if kind == "Output" else f"`{{% {TAGS.get(kind, kind.lower())} %}}`"
 
 
 def render_error(exc: Exception, site: dict) -> Exception:
