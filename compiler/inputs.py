@@ -27,6 +27,14 @@ class InputFile:
         return lines[number - 1] if 0 < number <= len(lines) else None
 
 
+def named(data) -> list[str]:
+    """The relative paths of the files an experiment's data names, before it is checked: for a caller that puts a
+    copy of the experiment elsewhere (`areal diff --base`) and must put them beside it."""
+    slurm = data.get("slurm") if isinstance(data, dict) else None
+    template = slurm.get("template") if isinstance(slurm, dict) else None
+    return [template] if isinstance(template, str) and template and not os.path.isabs(template) else []
+
+
 def read_inputs(path: str, source, experiment) -> list[Diagnostic]:
     """Read every file the experiment names into source.inputs (setting path -> InputFile); each one that cannot
     be read is an E482 at the setting that names it."""
