@@ -56,13 +56,9 @@ def site_name(site: dict) -> str:
     return "site:" + site["path"]
 
 
+@lru_cache(maxsize=1)
 def environment():
     """The sandboxed Jinja2 environment every script renders in (built once per process)."""
-    return _environment()
-
-
-@lru_cache(maxsize=1)
-def _environment():
     import jinja2
     from jinja2.bccache import FileSystemBytecodeCache
     from jinja2.sandbox import SandboxedEnvironment
