@@ -69,7 +69,7 @@ def check_file(path: str, name: str | None = None) -> Checked:
             diags += [schema_diagnostic(source, err) for err in exc.errors()]
     if experiment is not None:
         diags += check_rules(source, experiment)
-    if experiment is not None and not any(d.is_error for d in diags):
+    if experiment is not None and experiment.slurm.template is not None and not any(d.is_error for d in diags):
         from areal_compiler.inputs import read_inputs
 
         diags += read_inputs(path, source, experiment)

@@ -1,6 +1,6 @@
 """Files an experiment names beside itself (today one: the Slurm site template, `slurm.template`).
 
-Called by check.py once the experiment is valid: reading them is part of reading the input. What it reads goes on
+Called by check.py once the experiment is valid and names one: reading them is part of reading the input. What it reads goes on
 the Source (`inputs`), from where the plan takes each file's bytes into the experiment's hash and its text."""
 from __future__ import annotations
 
@@ -39,8 +39,6 @@ def read_inputs(path: str, source, experiment) -> list[Diagnostic]:
     """Read every file the experiment names into source.inputs (setting path -> InputFile); each one that cannot
     be read is an E482 at the setting that names it."""
     written = experiment.slurm.template
-    if written is None:
-        return []
     setting = ("slurm", "template")
     name = os.path.join(os.path.dirname(source.name), written)
     try:

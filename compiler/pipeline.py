@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from areal_compiler import targets as registry
 from areal_compiler.check import Checked, check_file
 from areal_compiler.diagnostics import Diagnostic, Span
-from areal_compiler.importers.imported import ImportedSource
 from areal_compiler.plan import Plan, PlanError, resolve
 from areal_compiler.source import Source
 from areal_compiler.targets import Artifact, InputError, TargetError, TargetWarning
@@ -86,6 +85,8 @@ def _diagnostic(source: Source, target: str, exc: TargetError) -> Diagnostic:
         line = file.line(exc.line)
         return Diagnostic("E483", f"{target}: {exc}", file.name, Span(exc.line, 1, max(1, len(line or ""))),
                           exc.hint, source_line=line)
+    from areal_compiler.importers.imported import ImportedSource  # only on this path: a compile stays light
+
     hint = (f"an upstream config has no `{exc.setting}`: give it with --overlay FILE, a YAML file holding "
             f"`{exc.setting}: ...`" if isinstance(source, ImportedSource) and exc.setting else None)
     return source.diagnostic("E490", f"{target}: {exc}", exc.path, hint, key=bool(exc.path))
