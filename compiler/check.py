@@ -22,7 +22,8 @@ MOVED_KEYS = {
     "container_type": "is read only by Slurm: move it to the top-level `slurm:` block",
     "mount": "is read only by Slurm: move it to the top-level `slurm:` block",
     "additional_bash_cmds": "would run as shell on Slurm only; it is not supported: put setup steps in the "
-                            "image or in the role's `cmd` program",
+                            "image, the role's `cmd` program, or a Slurm site template (`slurm: {template: "
+                            "FILE}`, README \"Site templates\")",
     "namespace": "is read only by Kubernetes: move it to `kubernetes: {namespace: ...}`",
     "gpus_per_worker": "devices per worker is `scheduling_spec.gpu` (AReaL's name)",
     "allocation_mode": "each role has its own `backend` string, e.g. `roles.actor.backend: fsdp:d8`",
@@ -68,6 +69,10 @@ def check_file(path: str, name: str | None = None) -> Checked:
             diags += [schema_diagnostic(source, err) for err in exc.errors()]
     if experiment is not None:
         diags += check_rules(source, experiment)
+    if experiment is not None and experiment.slurm.template is not None and not any(d.is_error for d in diags):
+        from areal_compiler.inputs import read_inputs
+
+        diags += read_inputs(path, source, experiment)
     diags = sorted_diagnostics(diags)
     return Checked(source, experiment if not any(d.is_error for d in diags) else None, diags)
 

@@ -286,9 +286,13 @@ def diff(files: tuple[str, ...], base: str | None, target: str | None, fmt: str,
               help="Output folder; each target gets OUT/<target>/ (several inputs: OUT/<stem>/<target>/).")
 @click.option("--check", is_flag=True, help="Compare with OUT instead of writing; exit 1 when anything differs.")
 @click.option("--diff", is_flag=True, help="Print a unified diff against OUT (without writing).")
+@click.option("--layout", type=click.Choice(["bundle", "review"]), default="bundle", show_default=True,
+              help="bundle: every target folder self-contained, to run or submit; review: to commit and review "
+                   "(the plan once, no agent.pyz or other shipped file, each pinned by its sha256).")
 @IMPORT_OPTIONS
 @OUTPUT
-def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, diff: bool, output: str) -> None:
+def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, diff: bool, layout: str,
+             output: str) -> None:
     """Compile experiment FILES into job artifacts, deterministically.
 
     Writing is atomic: everything is rendered in memory, written to a temporary folder beside OUT and
@@ -296,6 +300,7 @@ def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, 
     1 invalid input or stale artifacts, 2 usage error."""
     from pathlib import Path
 
+    from areal_compiler.layouts import review
     from areal_compiler.writing import OutputError, compare, unified_diff, write_tree
     from areal_compiler.pipeline import compile_file
     from areal_compiler.printing import emit_json
@@ -307,7 +312,7 @@ def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, 
     results = [compile_file(f, targets) for f in files]
     exit_on_diagnostics(results, output)
     tree = {(f"{stem}/{rel}" if len(files) > 1 else rel): a for stem, r in zip(stems, results)
-            for rel, a in r.artifacts.items()}
+            for rel, a in (review(r.artifacts) if layout == "review" else r.artifacts).items()}
     out_dir = Path(out)
     rendered = sorted({rel.split("/", 1)[0] for r in results for rel in r.artifacts})
     report: dict = {"out": out, "targets": rendered, "files": sorted(tree)}
@@ -325,7 +330,8 @@ def compile_(files: tuple[str, ...], target: str | None, out: str, check: bool, 
                     click.echo(f"{kind}: {out_dir / rel}", err=True)
             click.echo(f"{out}: up to date" if comparison.same else
                        f"{out}: stale ({len(comparison.changed)} changed, {len(comparison.missing)} missing, "
-                       f"{len(comparison.extra)} extra); run `areal compile` to update", err=True)
+                       f"{len(comparison.extra)} extra); run `areal compile"
+                       f"{' --layout review' if layout == 'review' else ''}` to update", err=True)
         sys.exit(1 if check and not comparison.same else 0)
     try:
         written = write_tree(out_dir, tree)

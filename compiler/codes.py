@@ -62,6 +62,8 @@ CODES = {
     "E472": "fileroot not an absolute, usable, non-root path",
     "E480": "Slurm setting out of bounds or malformed",
     "E481": "a Slurm value that cannot be written into an #SBATCH line",
+    "E482": "a Slurm site template that cannot be read (missing, not a regular file, too large, not UTF-8)",
+    "E483": "a Slurm site template that cannot be used (syntax, its shape, an undefined name, the sandbox)",
     "E490": "a target cannot express the experiment",
     "W401": "roles share devices (allow_device_sharing)",
     "W402": "some devices of a one-node experiment stay idle",

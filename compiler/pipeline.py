@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 
 from areal_compiler import targets as registry
 from areal_compiler.check import Checked, check_file
-from areal_compiler.diagnostics import Diagnostic
-from areal_compiler.importers.imported import ImportedSource
+from areal_compiler.diagnostics import Diagnostic, Span
 from areal_compiler.plan import Plan, PlanError, resolve
 from areal_compiler.source import Source
-from areal_compiler.targets import Artifact, TargetError, TargetWarning
+from areal_compiler.targets import Artifact, InputError, TargetError, TargetWarning
 
 
 @dataclass
@@ -72,12 +71,22 @@ def compile_file(path: str, targets: tuple[str, ...] | None = None, name: str | 
             except TargetError as exc:  # a check() that missed something: still located, never a traceback
                 found = [exc]
         problems += [(name, exc) for exc in found]
-    imported = isinstance(result.source, ImportedSource)
-    for name, exc in problems:
-        hint = (f"an upstream config has no `{exc.setting}`: give it with --overlay FILE, a YAML file holding "
-                f"`{exc.setting}: ...`" if imported and exc.setting else None)
-        result.diagnostics.append(result.source.diagnostic("E490", f"{name}: {exc}", exc.path, hint,
-                                                           key=bool(exc.path)))
+    result.diagnostics += [_diagnostic(result.source, name, exc) for name, exc in problems]
     if problems:
         result.artifacts.clear()
     return result
+
+
+def _diagnostic(source: Source, target: str, exc: TargetError) -> Diagnostic:
+    """A target's problem, located at the experiment setting responsible (E490), or inside the file that
+    setting names (InputError: E483 at a site template's own line)."""
+    file = source.inputs.get(exc.path) if isinstance(exc, InputError) else None
+    if file is not None:
+        line = file.line(exc.line)
+        return Diagnostic("E483", f"{target}: {exc}", file.name, Span(exc.line, 1, max(1, len(line or ""))),
+                          exc.hint, source_line=line)
+    from areal_compiler.importers.imported import ImportedSource  # only on this path: a compile stays light
+
+    hint = (f"an upstream config has no `{exc.setting}`: give it with --overlay FILE, a YAML file holding "
+            f"`{exc.setting}: ...`" if isinstance(source, ImportedSource) and exc.setting else None)
+    return source.diagnostic("E490", f"{target}: {exc}", exc.path, hint, key=bool(exc.path))

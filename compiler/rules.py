@@ -402,7 +402,8 @@ def check_runtime(source: Source, exp: Experiment, out: list) -> None:
     if not VERSION.fullmatch(slurm.version):
         out.append(source.diagnostic("E480", f"slurm.version `{slurm.version}` is not MAJOR.MINOR",
                                      ("slurm", "version"), "e.g. \"23.11\" (quoted)"))
-    settings = [(("slurm", k), v) for k, v in slurm.dump(exclude_none=True).items() if isinstance(v, str)]
+    settings = [(("slurm", k), v) for k, v in slurm.dump(exclude_none=True).items()
+                if isinstance(v, str) and k != "template"]
     settings += [(("roles", r, "slurm", k), v) for r, role in exp.roles.items() if role.slurm
                  for k, v in role.slurm.dump(exclude_none=True).items() if isinstance(v, str)]
     for path, value in settings:

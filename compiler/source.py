@@ -62,6 +62,7 @@ class Source:
     value_spans: dict[Path_, Span] = field(default_factory=dict)
     key_spans: dict[Path_, Span] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)  # non-fatal load problems (duplicate keys)
+    inputs: dict = field(default_factory=dict)  # setting path -> inputs.InputFile: files the experiment names
 
     def line(self, number: int) -> str | None:
         lines = self.text.splitlines()

@@ -29,7 +29,7 @@ def areal(cwd: Path, *args: str) -> None:
 
 
 def test_inputs_reach_the_scripts_only_through_the_environment():
-    assert set(ACTION["inputs"]) == {"files", "out", "targets", "base"}
+    assert set(ACTION["inputs"]) == {"files", "out", "layout", "targets", "base"}
     steps = ACTION["runs"]["steps"]
     assert ACTION["runs"]["using"] == "composite" and all(s["shell"] == "bash" for s in steps)
     assert not any("${{" in s["run"] for s in steps)  # an expression in a script is a script-injection hole
@@ -112,6 +112,14 @@ def test_stale_artifacts_fail_the_step_and_say_so(pull_request, tmp_path):
     assert "| **job component rollout** | partition | `gpu` | `a100` |" in summary  # still summarized
     assert "`areal diff` other.yaml: no change to the job since main" not in summary
     assert "#### `areal diff` other.yaml@main → other.yaml" in summary and "new experiment (not in main)" in summary
+
+
+def test_artifacts_committed_in_the_review_layout(pull_request, tmp_path):
+    areal(pull_request, "compile", "experiments/grpo.yaml", "--out", "reviewed", "--layout", "review")
+    inputs = {"files": "experiments/grpo.yaml", "out": "reviewed", "base": "HEAD"}
+    assert run_action(pull_request, tmp_path, {**inputs, "layout": "review"})[0] == 0
+    status, summary = run_action(pull_request, tmp_path, inputs)  # checked as a bundle, it is stale
+    assert status == 1 and "--out reviewed --layout bundle`), commit them." in summary
 
 
 def test_a_side_that_cannot_be_compared_is_reported_with_its_diagnostics(pull_request, tmp_path):

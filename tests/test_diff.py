@@ -112,6 +112,10 @@ def test_identical_and_reformatted_experiments_are_no_change(tmp_path, example):
     data = yaml.safe_load(example.read_text())
     reordered = tmp_path / example.name  # keys in reverse order, block style, no comments
     reordered.write_text(yaml.safe_dump(dict(reversed(list(data.items()))), sort_keys=False))
+    template = data.get("slurm", {}).get("template")
+    if template:  # the site template it names comes along, at the same place beside it
+        (tmp_path / template).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / template).write_bytes((example.parent / template).read_bytes())
     assert review_of(example, reordered).shown == []
 
 
@@ -220,6 +224,22 @@ def test_an_invalid_file_at_the_revision_is_located_there(repo):
     path.write_text((E / "two-node-decoupled.yaml").read_text())
     out = areal("diff", "experiments/grpo.yaml", "--base", "HEAD", cwd=repo)
     assert out.returncode == 1 and b"experiments/grpo.yaml@HEAD:" in out.stderr and out.stdout == b""
+
+
+def test_a_site_template_is_compared_as_it_was_at_the_revision(tmp_path):
+    (tmp_path / "site").mkdir()
+    template = (E / "site" / "cluster.sbatch.j2").read_text()
+    (tmp_path / "site" / "cluster.sbatch.j2").write_text(template)
+    (tmp_path / "grpo.yaml").write_text((E / "slurm-site-template.yaml").read_text())
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "first")
+    assert areal("diff", "grpo.yaml", "--base", "HEAD", cwd=tmp_path).returncode == 0  # the template at HEAD too
+    (tmp_path / "site" / "cluster.sbatch.j2").write_text(template.replace("NCCL_DEBUG=WARN", "NCCL_DEBUG=INFO"))
+    out = areal("diff", "grpo.yaml", "--base", "HEAD", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    [line] = [line for line in out.stdout.decode().splitlines() if "slurm.template" in line]
+    assert line.strip().startswith("slurm.template.sha256: ")  # its sha256, not its whole text
 
 
 def test_markdown_has_a_headline_a_table_and_folded_details(tmp_path):

@@ -75,6 +75,10 @@ for f in "$STUB_DIR"/pids/*; do
 done
 exit 0
 """
+LOGGED = r"""#!/bin/bash
+# a site's own command (module, sacct), as a site template calls it: recorded only
+echo "$(basename "$0") $*" >> "$STUB_LOG"
+"""
 SINFO = r"""#!/bin/bash
 echo "sinfo $*" >> "$STUB_LOG"
 printf '%s\n' ${STUB_NODES:-nodeA nodeB}
@@ -116,12 +120,12 @@ def stubs(tmp_path):
     bindir.mkdir()
     (state / "pids").mkdir(parents=True)
     for name, body in (("srun", SRUN), ("scontrol", SCONTROL), ("scancel", SCANCEL), ("sbatch", SBATCH),
-                       ("sinfo", SINFO)):
+                       ("sinfo", SINFO), ("module", LOGGED), ("sacct", LOGGED)):
         (bindir / name).write_text(body)
         (bindir / name).chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "AREAL_"))}
     env.update(PATH=f"{bindir}{os.pathsep}{env['PATH']}", STUB_LOG=str(state / "calls.log"), STUB_DIR=str(state),
-               SLURM_JOB_ID="77")
+               SLURM_JOB_ID="77", USER=env.get("USER", "stub-user"))  # Slurm sets USER in every job
     return env
 
 

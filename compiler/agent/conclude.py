@@ -82,8 +82,8 @@ class Conclusion:
             found = ended_from_states(read_run(self.run_dir), self.names)
         except OSError:
             found = []
-        explained = {e.name.rpartition("/")[0] for e in found}
-        for role, code in self.codes.items():  # a step that failed before its agents could say why
+        explained = {e.name.rpartition("/")[0] for e in found if e.code}
+        for role, code in self.codes.items():  # a step that failed before (some of) its agents could say why
             if code and role not in explained:
                 found.append(Ended("%s/0" % role, code, iso(time.time())))
         return found

@@ -158,7 +158,8 @@ def _spec(b: Builder, name: str, at: tuple, scale: int, guard: str | None) -> No
             b.put(("slurm", key), value, where + (key,))
         elif key in ("additional_bash_cmds", "srun_additional_args") and value:
             b.note("W505", f"`{key}` is not carried over: areal compile never runs configuration text as shell",
-                   where + (key,), "install what it sets up into the image, or run it in the role's own program",
+                   where + (key,), "install what it sets up into the image, run it in the role's own program, or "
+                                   "put a site's own set-up in a Slurm site template (slurm.template)",
                    key=True)
 
 

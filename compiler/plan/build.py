@@ -16,12 +16,16 @@ from areal_compiler.spec.records import Experiment
 from areal_compiler.spec.shape import RoleShape, role_shape
 
 
-def experiment_sha256(exp: Experiment) -> str:
+def experiment_sha256(exp: Experiment, inputs: dict | None = None) -> str:
     """Hash of the normalized experiment: the root of every stable id.
 
     Normalized = parsed, key order fixed, values equal to their defaults left out; so writing a default
-    explicitly changes nothing, and a later version adding a defaulted field keeps every id."""
-    return hashlib.sha256(canonical_json(exp.dump(exclude_defaults=True)).encode()).hexdigest()
+    explicitly changes nothing, and a later version adding a defaulted field keeps every id. The files it names
+    (INPUTS: a site template) count with their bytes."""
+    text = canonical_json(exp.dump(exclude_defaults=True))
+    if inputs:
+        text += canonical_json({".".join(setting): file.sha256 for setting, file in sorted(inputs.items())})
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class PlanError(Exception):
@@ -68,7 +72,7 @@ def resolve(exp: Experiment, source: Source) -> Plan:
         placement = place(exp, shapes, nodes, per_node)
     except PlacementError as exc:
         raise PlanError([placement_diagnostic(source, exc)]) from None
-    sha = experiment_sha256(exp)
+    sha = experiment_sha256(exp, source.inputs)
     ports = Ports(exp.runtime.base_port, nodes)
     workers = _workers(exp, shapes, placement, ports)
     roles = {name: _role_plan(exp, shapes, placement, name) for name in shapes}
@@ -92,7 +96,7 @@ def resolve(exp: Experiment, source: Source) -> Plan:
                               may_fail=sorted(n for n, r in exp.roles.items() if r.may_fail)),
         roles=roles, workers=workers,
         secrets={k: v.dump(exclude_none=True) for k, v in exp.secrets.items()},
-        targets={"slurm": exp.slurm.dump(exclude_none=True),
+        targets={"slurm": _slurm(exp, source.inputs),
                  "kubernetes": exp.kubernetes.dump(), "local": exp.local.dump(),
                  "ray": exp.ray.dump(exclude_none=True)})
 
@@ -139,6 +143,15 @@ def _ports_diagnostic(source: Source, exp: Experiment, workers: list[Worker], no
                 f"more than one host has from port {FIRST_UNPRIVILEGED} up ({LAST_PORT + 1 - FIRST_UNPRIVILEGED})",
         path, f"give `{role}` fewer ports per process (scheduling_spec.port_count) or fewer processes per node",
         key=True)
+
+
+def _slurm(exp: Experiment, inputs: dict) -> dict:
+    """The job-wide Slurm settings; a site template as its path, the sha256 of its bytes and its text."""
+    out = exp.slurm.dump(exclude_none=True)
+    site = inputs.get(("slurm", "template"))
+    if site is not None:
+        out["template"] = {"path": site.path, "sha256": site.sha256, "text": site.text}
+    return out
 
 
 def _gate(exp: Experiment, shapes: dict[str, RoleShape]) -> Gate | None:

@@ -26,7 +26,8 @@ def slurm(plan: Plan) -> dict[str, dict[str, str]]:
     from areal_compiler.targets import slurm as target
 
     context = target.context(plan)
-    out = {f"job component {c['label']}": _options(c["sbatch"]) for c in context["components"]}
+    out = {f"job component {c['label']}": _options([target.sbatch_option(*kv) for kv in c["sbatch"]])
+           for c in context["components"]}
     out.update({f"step {s['role']}": _options(s["srun"]) for s in context["steps"]})
     return out
 

@@ -56,6 +56,9 @@ def show(value) -> str:
 def plan_data(plan: Plan) -> dict:
     """The plan as plain data, its workers keyed by role and index (so worker paths mean the same on both sides)."""
     data = plan.dump()
+    site = data["targets"].get("slurm", {}).get("template")
+    if site:  # a site template's change shows as its sha256 (and in its own file's diff), not its whole text
+        del site["text"]
     workers: dict = {}
     for w in data.pop("workers"):
         workers.setdefault(w.pop("role"), {})[str(w.pop("index"))] = w

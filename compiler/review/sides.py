@@ -86,7 +86,25 @@ def read_sides(files: tuple[str, ...], base: str | None, targets) -> tuple[Side,
     with tempfile.TemporaryDirectory(prefix="areal-diff-") as folder:
         copy = Path(folder) / Path(files[0]).name
         copy.write_bytes(old_bytes)
+        _named_at_revision(files[0], old_bytes, base, Path(folder))
         return Side(label, compile_file(str(copy), targets, name=label), base), new
+
+
+def _named_at_revision(file: str, text: bytes, revision: str, folder: Path) -> None:
+    """The files the experiment names (a site template), as they were at REVISION, beside its copy in FOLDER."""
+    import yaml
+
+    from areal_compiler.inputs import named
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return  # compiling the copy says what is wrong with it
+    for relative in named(data):
+        content = at_revision(str(Path(file).parent / relative), revision)
+        if content is not None and ".." not in Path(relative).parts:
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(content)
 
 
 @dataclass

@@ -69,6 +69,10 @@ class Slurm(SlurmRole):
     gres_type: bool = Field(False, description="Request typed gres (gpu:h100:8) instead of gpu:8.")
     container_type: Literal["none", "apptainer"] = "none"
     mount: list[str] = Field(default_factory=list, description="Container bind mounts, SRC:DST.")
+    template: str | None = Field(None, description="A site template for job.sbatch (path relative to this file): "
+                                                   "a Jinja2 template that extends job.sbatch.j2 and fills its "
+                                                   "blocks before_job, before_agent and after_job with the site's "
+                                                   "own shell.")
 
 
 class Kubernetes(Strict):

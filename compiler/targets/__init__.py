@@ -31,11 +31,21 @@ class TargetWarning(TargetError):
     still written."""
 
 
+class InputError(TargetError):
+    """A problem inside a file the experiment names (a site template), at `line` of the file that the setting at
+    `path` names."""
+
+    def __init__(self, message: str, path: tuple, line: int, hint: str | None = None):
+        super().__init__(message, path)
+        self.line, self.hint = line, hint
+
+
 @dataclass(frozen=True)
 class Artifact:
     path: str  # relative to the target's folder, with "/" separators
     content: bytes
     executable: bool = False
+    shipped: bool = False  # the same bytes for every experiment (runtime code areal ships): pinned by hash in review
 
 
 class UnknownTarget(KeyError):

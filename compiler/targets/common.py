@@ -21,7 +21,7 @@ def _agent() -> tuple[bytes, str]:
 
 def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artifact]:
     agent, agent_sha256 = _agent()
-    files = own + [Artifact("plan.json", plan.json_bytes), Artifact("agent.pyz", agent)]
+    files = own + [Artifact("plan.json", plan.json_bytes), Artifact("agent.pyz", agent, shipped=True)]
     known = {id(agent): agent_sha256, id(plan.json_bytes): plan.json_sha256}  # hashed once, however many folders
     manifest = {
         "generated_by": "areal compile (do not edit; recompile the experiment instead)",
@@ -32,6 +32,9 @@ def common_artifacts(plan: Plan, target: str, own: list[Artifact]) -> list[Artif
         "files": {a.path: known.get(id(a.content)) or hashlib.sha256(a.content).hexdigest()
                   for a in sorted(files, key=lambda a: a.path)},
     }
+    site = plan.targets["slurm"].get("template")
+    if site:  # the files the experiment names, compiled in: its hash covers them too
+        manifest["inputs"] = {site["path"]: site["sha256"]}
     return sorted(files + [Artifact("manifest.json", canonical_json(manifest).encode())], key=lambda a: a.path)
 
 
@@ -44,6 +47,10 @@ def verify_folder(folder) -> dict:
     from pathlib import Path
 
     folder = Path(folder)
+    if not (folder / "plan.json").exists() and (folder.parent / "plan.json").is_file():
+        raise ValueError(f"{folder} was compiled with --layout review, which is for reading (the plan once in "
+                         f"{folder.parent}, no agent.pyz); compile the experiment with --layout bundle (the "
+                         "default) to run or submit it")
     try:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         files = manifest["files"]

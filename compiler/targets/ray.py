@@ -155,4 +155,4 @@ def check(plan: Plan) -> list[TargetError]:
 def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:
     return [Artifact("job.json", canonical_json(job(plan)).encode()),
             Artifact("placement.json", canonical_json(placement(plan), built="nodes").encode()),
-            Artifact("launcher.py", LAUNCHER.read_bytes().replace(b"\r\n", b"\n"))]
+            Artifact("launcher.py", LAUNCHER.read_bytes().replace(b"\r\n", b"\n"), shipped=True)]

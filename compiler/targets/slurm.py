@@ -35,7 +35,7 @@ import re
 from areal_compiler.agent.contract import env_suffix
 from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError
-from areal_compiler.targets.sbatch import script
+from areal_compiler.targets.sbatch import check_site, script
 
 NAME = "slurm"
 ENTRY = "job.sbatch"
@@ -44,6 +44,7 @@ DEFAULT_VERSION = "22.05"
 JOB_KEYS = ("partition", "account", "qos", "time", "constraint", "reservation", "exclusive", "nodelist", "exclude")
 SAFE_SBATCH = re.compile(r"^[A-Za-z0-9_./:%@+,=\-]+$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+OPTION = re.compile(r"^[a-z][a-z-]*\Z")
 
 
 class SlurmRenderError(TargetError):
@@ -55,6 +56,13 @@ def version_tuple(text: str) -> tuple[int, int]:
     if not match:
         raise SlurmRenderError(f"slurm.version `{text}` is not MAJOR.MINOR")
     return int(match.group(1)), int(match.group(2))
+
+
+def sbatch_option(key: str, value) -> str:
+    """One `#SBATCH` option: `--key`, or `--key=value` with the value written by sbatch_value."""
+    if not OPTION.match(key):
+        raise SlurmRenderError(f"{key!r} is not an sbatch option and cannot be written into an #SBATCH line")
+    return f"--{key}" if value is None else f"--{key}={sbatch_value(value)}"
 
 
 def sbatch_value(value) -> str:
@@ -145,7 +153,7 @@ def context(plan: Plan) -> dict:
         "sha256": plan.experiment_sha256,
         "run_id": plan.run_id,
         "slurm_version": job.get("version", DEFAULT_VERSION),
-        "separator": "hetjob" if version >= (20, 2) else "packjob",
+        "het": version >= (20, 2),
         "components": components,
         "steps": steps,
         "run_parent": run_parent,
@@ -201,9 +209,9 @@ def _component(plan: Plan, k: int, names: list[str], workers: dict, run_parent: 
     opts["requeue" if max_retries > 0 else "no-requeue"] = None
     if max_retries > 0:
         opts["open-mode"] = "append"  # a requeued attempt appends to the same slurm-<job>.out/.err
-    lines = sorted(f"--{key}" if value is None else f"--{key}={sbatch_value(value)}" for key, value in opts.items())
+    options = sorted(opts.items(), key=lambda kv: sbatch_option(*kv))  # as sorted lines; checks every value
     group = "HET" if version >= (20, 2) else "PACK"
-    component = {"index": k, "roles": names, "label": label, "nodes": nodes, "sbatch": lines,
+    component = {"index": k, "roles": names, "label": label, "nodes": nodes, "sbatch": options,
                  "nodelist_var": f"SLURM_JOB_NODELIST_{group}_GROUP_{k}" if count > 1 else "SLURM_JOB_NODELIST"}
     return component, {"devices": devices, "overlap": any(s["overlap"] for s in per_node.values())}
 
@@ -234,24 +242,21 @@ def _step(plan: Plan, k: int, name: str, ws: list, shared: dict, count: int, ver
         else:
             argv.append("--gres=none")
     argv += ["--kill-on-bad-exit=1", f"--job-name={plan.experiment_name}_{plan.trial_name}:{name}"]
-    wrapper = []
-    if visibility and role_devices:
-        wrapper = ["bash", "-c", f'export AREAL_ALLOCATED_DEVICES="${{{visibility}:-}}"; exec "$@"', "areal-step"]
-    container = job.get("container_type", "none")
-    if container == "apptainer":
+    container = []
+    if job.get("container_type", "none") == "apptainer":
         if not role.image:
             raise SlurmRenderError(f"slurm.container_type is apptainer but role `{name}` has no image",
                                    ("slurm", "container_type"))
         binds = ",".join(job.get("mount") or [])
-        wrapper += ["apptainer", "exec"] + (["--nv"] if visibility == "CUDA_VISIBLE_DEVICES" else []) \
+        container = ["apptainer", "exec"] + (["--nv"] if visibility == "CUDA_VISIBLE_DEVICES" else []) \
             + (["--bind", binds] if binds else [])
-    return {"role": name, "var": env_suffix(name), "group": k, "workers": len(ws), "hosts": [w.node for w in ws],
-            "nodes": role.nodes, "srun": argv, "wrapper": wrapper, "container": container == "apptainer",
-            "image": role.image or ""}
+    return {"role": name, "var": env_suffix(name), "workers": len(ws), "hosts": [w.node for w in ws],
+            "nodes": role.nodes, "srun": argv, "visibility": visibility if role_devices else None,
+            "container": container, "image": role.image or ""}
 
 
 def render_script(plan: Plan) -> str:
-    return script(context(plan))
+    return script(context(plan), plan.targets["slurm"].get("template"))
 
 
 def check(plan: Plan) -> list[TargetError]:
@@ -259,7 +264,8 @@ def check(plan: Plan) -> list[TargetError]:
         context(plan)
     except TargetError as exc:
         return [exc]
-    return []
+    site = plan.targets["slurm"].get("template")
+    return check_site(site) if site else []
 
 
 def render(plan: Plan, attachments: dict[str, bytes]) -> list[Artifact]:

@@ -25,6 +25,8 @@ def compile_k8s(tmp_path):
     def run(source, **settings):
         text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
         data = yaml.safe_load(text)
+        if isinstance(source, Path) and data.get("slurm", {}).get("template"):  # the copy is elsewhere
+            data["slurm"]["template"] = str(source.parent / data["slurm"]["template"])
         if settings:
             data["kubernetes"] = {**data.get("kubernetes", {}), **settings}
         path = tmp_path / f"exp{len(list(tmp_path.iterdir()))}.yaml"

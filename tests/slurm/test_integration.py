@@ -23,7 +23,7 @@ REPORT = Path(__file__).resolve().parent / "programs" / "report.py"
 CAPACITY = {"nodes": 2, "cpus": 96, "mem_gb": 1500000 // 1024, "gpus": 8, "partitions": {None, "gpu"}}
 
 
-def _experiment(tmp_path: Path, rollout_args: str = "", actor_args: str = "") -> Path:
+def _experiment(tmp_path: Path, rollout_args: str = "", actor_args: str = "", slurm: str = "") -> Path:
     """16 GPUs over 2 nodes: rollout (2 x 4 GPUs) on one node, actor (8 x 1 GPU) on the other, and ref forked
     beside every actor worker on the actor's devices. Every process records itself with report.py."""
     out = tmp_path / "out"
@@ -50,7 +50,7 @@ roles:
     scheduling_strategy: {{type: colocation, target: actor}}
     scheduling_spec: {{cpu: 1, mem: 1}}
 runtime: {{grace_period: 2}}
-slurm: {{partition: gpu, time: "00:10:00"}}
+slurm: {{partition: gpu, time: "00:10:00"{slurm}}}
 """
     path = tmp_path / "exp.yaml"
     path.write_text(text, encoding="utf-8")
@@ -126,6 +126,45 @@ def test_failing_worker_fails_the_job_with_its_exit_code(slurm_cluster, tmp_path
     state_dir = Path(submitted["run_dir"]) / "state"
     rollout = json.loads((state_dir / "rollout.0.json").read_text())
     assert rollout["status"] == "stopped", rollout  # stopped by the script, not finished by itself
+
+
+SITE = """\
+{% extends "job.sbatch.j2" %}
+{% block before_job %}
+export SITE_DIR="$RUN_DIR/site"
+mkdir -p "$SITE_DIR"
+echo "$SLURM_JOB_ID" > "$SITE_DIR/before_job"
+{% endblock %}
+{% block before_agent %}
+echo "$SLURMD_NODENAME $SLURM_STEP_ID $SLURM_PROCID" >> "$SITE_DIR/before_agent"
+{% endblock %}
+{% block after_job %}
+echo "$code" > "$SITE_DIR/after_job"
+exit 5
+{% endblock %}
+"""
+
+
+def test_a_site_templates_blocks_run_in_the_real_job(slurm_cluster, tmp_path):
+    """before_job once in the batch script, before_agent on the node of every task of every step, after_job at the
+    end; the last one failing leaves the job COMPLETED."""
+    (tmp_path / "site.sbatch.j2").write_text(SITE)
+    plan, target = _compile(_experiment(tmp_path, slurm=", template: site.sbatch.j2"), tmp_path / "slurm")
+    submitted = runs_slurm.submit(target, env=slurm_cluster.env)
+    state, exit_code = slurm_cluster.wait_job(submitted["job_id"], timeout=120)
+    assert (state, exit_code) == ("COMPLETED", "0:0"), _batch_log(submitted)
+    site = Path(submitted["run_dir"]) / "site"
+    assert (site / "before_job").read_text().strip() == submitted["job_id"]
+    tasks = [line.split() for line in (site / "before_agent").read_text().splitlines()]
+    records = _records(tmp_path)
+    steps = {role: {step for node, step, rank in tasks if (node, rank) in
+                    {(records[f"{role}.{i}"]["node"], str(i)) for i in range(count)}} for role, count in
+             (("rollout", 2), ("actor", 8))}
+    assert len(tasks) == 10 and len(steps["rollout"]) == len(steps["actor"]) == 1, tasks
+    assert steps["rollout"] != steps["actor"]  # one line per worker, from its own node and step
+    assert len(_records(tmp_path)) == len(plan.workers) + 8  # every worker (and forked ref) ran after it
+    assert (site / "after_job").read_text().strip() == "0"
+    assert "the site's after_job block failed with exit code 5" in _batch_log(submitted)
 
 
 def test_stop_cancels_a_running_job(slurm_cluster, tmp_path):
