@@ -126,3 +126,25 @@ def test_run_output_aligns_and_logs_name_the_workers_that_exist(home, tmp_path):
             assert "has no worker or role" in shown.stderr.decode()
             assert "rollout/0,1" in shown.stderr.decode() and "driver/0" in shown.stderr.decode()
     assert areal("logs", "demo-cpu/short", "rollout/1").returncode == 0
+
+
+def test_a_state_file_cannot_point_stop_at_another_runs_agent(tmp_path):
+    """A run directory's state files name agent pids; `stop` of a run whose record is corrupt trusts a pid only when
+    that process is an agent of this very run directory, so a damaged or planted state file stops nothing else."""
+    import subprocess
+    import sys
+
+    from areal_compiler.runs import local_procs
+
+    ours, theirs = tmp_path / "ours" / "run", tmp_path / "theirs" / "run"
+    sleeper = "import time; time.sleep(60)"
+    other = subprocess.Popen([sys.executable, "-c", sleeper, "agent.pyz", "--run-dir", str(theirs)])
+    mine = subprocess.Popen([sys.executable, "-c", sleeper, "agent.pyz", "--run-dir", str(ours)])
+    try:
+        rows = [{"status": "healthy", "pid": {"agent": other.pid}}, {"status": "healthy", "pid": {"agent": mine.pid}}]
+        assert local_procs.found_in(rows, ours)[1] == [mine.pid]
+        assert local_procs.found_in(rows[:1], ours)[1] == []
+    finally:
+        for proc in (other, mine):
+            proc.kill()
+            proc.wait()

@@ -342,7 +342,7 @@ class Backend(RunBackend):
         """A run whose record cannot be read: stop what its run directory on this machine shows alive (the
         agents' own state files name their pids; their parent is the runner)."""
         run_dir = machine_run_dir(name)
-        runner, agents = procs.found_in(_rows(run_dir))
+        runner, agents = procs.found_in(_rows(run_dir), run_dir)
         if not runner and not agents:
             return None
         left = procs.terminate(runner, agents, _grace(procs.plan_of(agents[0]) if agents else None), force)

@@ -65,21 +65,28 @@ def agents(job: dict) -> list[int]:
     return [pid for pid in (recorded.values() if isinstance(recorded, dict) else []) if runs(pid, AGENT)]
 
 
-def plan_of(agent: int) -> Path | None:
-    """The plan.json an agent runs (its `--plan` argument)."""
+def _argument(agent: int, flag: bytes) -> Path | None:
+    """The value an agent was given for FLAG (`--plan`, `--run-dir`) on its command line."""
     try:
         argv = Path(f"/proc/{agent}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    at = argv.index(b"--plan") + 1 if b"--plan" in argv else len(argv)
+    at = argv.index(flag) + 1 if flag in argv else len(argv)
     return Path(os.fsdecode(argv[at])) if at < len(argv) else None
 
 
-def found_in(rows: list[dict]) -> tuple[int | None, list[int]]:
-    """The runner and the agents that a run directory's state files show alive on this machine (for a run whose
-    record cannot be read): each live agent's pid, and their parent when it is a runner of areal."""
+def plan_of(agent: int) -> Path | None:
+    """The plan.json an agent runs (its `--plan` argument)."""
+    return _argument(agent, b"--plan")
+
+
+def found_in(rows: list[dict], run_dir: Path) -> tuple[int | None, list[int]]:
+    """The runner and the agents that RUN_DIR's state files show alive on this machine (for a run whose record
+    cannot be read): each live agent's pid, and their parent when it is a runner of areal. A pid counts only when
+    that process is an agent of RUN_DIR itself (its `--run-dir`), so a state file cannot point a stop elsewhere."""
     pids = sorted({r["pid"]["agent"] for r in rows if isinstance(r.get("pid"), dict)
-                   and r.get("status") in ("healthy", "starting", "hung") and runs(r["pid"].get("agent"), AGENT)})
+                   and r.get("status") in ("healthy", "starting", "hung") and runs(r["pid"].get("agent"), AGENT)
+                   and _argument(r["pid"]["agent"], b"--run-dir") == run_dir})
     parents = {parent(pid) for pid in pids}
     boss = next((p for p in parents if runs(p, b"areal")), None)
     return boss, pids
