@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Creates a venv with upstream AReaL 1.0.4 for the real-AReaL tests: `tests/areal/setup.sh VENV_DIR`.
+# Its standard output is the python's path and nothing else (.ci/run captures it): every check below writes to
+# standard error, since importing areal logs to standard output.
 # Runs on CPU: areal is installed with --no-deps and only what its controller, RPC server, trainers, FSDP
 # engine and data service import (requirements.txt beside this file), so upstream's pins never pull another
 # torch. Idempotent; prints the python.
@@ -26,7 +28,7 @@ uv=("$venv/bin/uv" pip install --quiet --python "$venv/bin/python")
 "$venv/bin/python" -c "import areal.api.scheduler_api, areal.infra.scheduler.local, areal.infra.rpc.rpc_server, \
 areal.api.alloc_mode, areal.infra.staleness_manager, areal.infra.controller.train_controller, \
 areal.trainer.rl_trainer, areal.trainer.sft_trainer, areal.trainer.rw_trainer, areal.trainer.dpo_trainer, \
-areal.engine.fsdp_engine, areal.trainer.sft.lm_engine, areal.infra.data_service.worker.app"
+areal.engine.fsdp_engine, areal.trainer.sft.lm_engine, areal.infra.data_service.worker.app" >&2
 "$venv/bin/python" -m areal.infra.rpc.rpc_server --help >/dev/null
 echo "areal 1.0.4 ready in $venv ($((SECONDS - start)) s, $(du -sh "$venv" | cut -f1)): $venv/bin/python" >&2
 echo "$venv/bin/python"
