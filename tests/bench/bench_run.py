@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import free_port_block  # noqa: E402
+
 WORKERS_PER_NODE = 8  # of the 1,024-node job: 8,192 state files
 RUN = "demo-cpu/trial0"
 CPU = {"areal": 0.0}  # CPU seconds of the last `areal` command (areal() sets it)
@@ -41,26 +43,13 @@ def areal(env: dict, *args: str, timeout: float = 300) -> tuple[float, subproces
     return time.perf_counter() - start, out
 
 
-def free_block(size: int) -> int:
-    """The first port of `size` free consecutive ports below the kernel's ephemeral range (32768)."""
-    for base in range(21000, 32768 - size, 97):
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise SystemExit("no free block of ports below 32768")
-
-
 def demo(work: Path, servers: int) -> Path:
     """examples/demo-cpu.yaml with SERVERS rollout servers (a proxy forked beside each) and a controller that keeps
     going until it is stopped."""
     text = (ROOT / "examples" / "demo-cpu.yaml").read_text(encoding="utf-8")
     text = text.replace("replicas: 2", f"replicas: {servers}").replace("--steps 5", "--steps 1000000") \
         .replace("python3 demo/", f"python3 {ROOT}/examples/demo/") \
-        .replace("base_port: 31000", f"base_port: {free_block(3 * servers + 8)}")
+        .replace("base_port: 31000", f"base_port: {free_port_block(3 * servers + 8, 21000, 32768)}")
     path = work / f"demo-{servers}.yaml"
     path.write_text(text, encoding="utf-8")
     return path
