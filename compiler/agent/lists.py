@@ -1,10 +1,11 @@
 """Long lists in the environment: a list over a size is handed over in a file that <NAME>_FILE names instead.
 
 Called by supervisor.py (every worker's and forked child's AREAL_NODE_HOSTS and AREAL_ADDRS_<ROLE>), plan.py (the
-node addresses a target gives the agent), and beside the agent by the planned scheduler, the Ray launcher and the
-Kubernetes target. Why: Linux refuses to start a program (execve: E2BIG) when one NAME=value passes 128 KiB
-(MAX_ARG_STRLEN) or argv and the environment together pass a quarter of the stack limit, which is never less than
-128 KiB; at 8,192 nodes AREAL_ADDRS_<ROLE> is about 650 KB and AREAL_NODE_HOSTS about 490 KB. Stdlib only."""
+node addresses a target gives the agent, which upstream/workers.py reads too), the Ray launcher, and at compile time
+by the Slurm and Kubernetes targets (targets/slurm.py, k8s_layout.py). Why: Linux refuses to start a program
+(execve: E2BIG) when one NAME=value passes 128 KiB (MAX_ARG_STRLEN) or argv and the environment together pass a
+quarter of the stack limit, which is never less than 128 KiB; at 8,192 nodes AREAL_ADDRS_<ROLE> is about 650 KB and
+AREAL_NODE_HOSTS about 490 KB. Stdlib only."""
 from __future__ import annotations
 
 import hashlib
