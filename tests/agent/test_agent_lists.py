@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from agent_helpers import PY, agent_env, make_plan, start_agent, worker
+from helpers import ROOT
 from areal_compiler.agent.lists import LIST_LIMIT, LISTS_BUDGET, kept, list_file, place_lists, read_list
 from areal_compiler.agent.node import choose_node
 from areal_compiler.agent.plan import PlanError, node_hosts
@@ -98,3 +102,42 @@ def test_a_pod_command_names_a_long_node_list_by_runs():
     for bad in ("3-1", "1-", "-2", "a-b", "1,,2"):
         with pytest.raises(PlanError, match="runs FIRST-LAST"):
             choose_node(bad, "I", {"I": "0"})
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A stand-in for the demo's rollout server, trainer and gate: answers every POST and records its path."""
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.paths.append(self.path)
+        body = b'{"granted": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_demo_controller_finds_the_servers_through_the_file_form(tmp_path):
+    """examples/demo/controller.py with both address lists as <NAME>_FILE (as a large job hands them over): it
+    reaches the rollout server and the trainer the files name, and only them."""
+    servers = {name: ThreadingHTTPServer(("127.0.0.1", 0), Recorder) for name in ("rollout", "actor", "gate")}
+    for server in servers.values():
+        server.paths = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = {name: "127.0.0.1:%d" % server.server_address[1] for name, server in servers.items()}
+    (tmp_path / "rollout").write_text(address["rollout"] + ",127.0.0.1:1", encoding="utf-8")  # two, cycled
+    (tmp_path / "actor").write_text(address["actor"], encoding="utf-8")
+    (tmp_path / "token").write_text("t", encoding="utf-8")
+    env = agent_env(AREAL_ADDRS_ROLLOUT_FILE=str(tmp_path / "rollout"), AREAL_ADDRS_ACTOR_FILE=str(tmp_path / "actor"),
+                    AREAL_GATE_URL="http://" + address["gate"], AREAL_AGENT_TOKEN_FILE=str(tmp_path / "token"))
+    try:
+        done = subprocess.run([PY, str(ROOT / "examples" / "demo" / "controller.py"), "--steps", "1",
+                               "--batch-size", "1"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        for server in servers.values():
+            server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert (servers["rollout"].paths, servers["actor"].paths) == (["/generate"], ["/train"])
