@@ -23,7 +23,7 @@ MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 EXITS = re.compile(r"#[^\n]*?\bexits (\d+)\b")
 COMMAND_TIMEOUT = 600
-COUNTS = {"run": 0, "engine": 0, "skipped": 0}  # what test_doc_examples.py ran; conftest.py prints it
+COUNTS = {"run": 0, "engine": 0, "skipped": 0, "files": 0}  # what test_doc_examples.py ran; conftest.py prints it
 
 
 class BlockError(Exception):
@@ -110,11 +110,9 @@ def parse_commands(language: str, lines: list[tuple[int, str]], where: str) -> l
     return commands
 
 
-def blocks_of(path: Path, text: str | None = None) -> list[Block]:
-    """Every fenced command block of a page, with the marker on the line before its fence."""
-    page = path.relative_to(ROOT).as_posix() if path.is_absolute() else str(path)
-    lines = (path.read_text(encoding="utf-8") if text is None else text).splitlines()
-    blocks, i = [], 0
+def fences(page: str, text: str):
+    """Every fenced block of a page: (its fence's line, language, body lines numbered, the line before it)."""
+    lines, i = text.splitlines(), 0
     while i < len(lines):
         opening = FENCE.match(lines[i])
         if not opening:
@@ -127,24 +125,91 @@ def blocks_of(path: Path, text: str | None = None) -> list[Block]:
             raise BlockError(f"{page}:{i + 1}: a fence that is never closed")
         body = [(j + 1, lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
                 for j in range(i + 1, end)]
-        where = f"{page}:{i + 1}"
+        before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        yield i + 1, language, body, before
+        i = end + 1
+
+
+def _page(path: Path, text: str | None) -> tuple[str, str]:
+    page = path.relative_to(ROOT).as_posix() if path.is_absolute() else str(path)
+    return page, path.read_text(encoding="utf-8") if text is None else text
+
+
+def blocks_of(path: Path, text: str | None = None) -> list[Block]:
+    """Every fenced command block of a page, with the marker on the line before its fence."""
+    page, text = _page(path, text)
+    blocks = []
+    for line, language, body, before in fences(page, text):
+        where = f"{page}:{line}"
         if language in COMMAND_LANGUAGES:
-            before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
             marker = MARKER.match(before)
             if not marker:
                 raise BlockError(f"{where}: a {language} block without a `<!-- docs-test: run -->` or "
                                  f"`<!-- docs-test: skip REASON -->` marker on the line before it")
-            block = Block(page, i + 1, language, **parse_marker(marker.group(1), where))
+            block = Block(page, line, language, **parse_marker(marker.group(1), where))
             block.commands = parse_commands(language, body, where)
             blocks.append(block)
         elif body and (body[0][1].startswith("$ ") or body[0][1].startswith("areal ")):
             raise BlockError(f"{where}: commands in a `{language}` block: write them in a console or sh block")
-        i = end + 1
     return blocks
 
 
 def all_blocks() -> list[Block]:
     return [block for page in PAGES for block in blocks_of(page)]
+
+
+# -- files the docs show --
+
+@dataclass
+class Shown:
+    """A block showing a file: `<!-- docs-test: file PATH -->` (the file of this checkout it shows, the same text or,
+    for JSON, the same data) or `<!-- docs-test: experiment -->` (an experiment `areal validate` accepts)."""
+    where: str
+    language: str
+    text: str
+    file: str  # relative to the repository; "" for an experiment
+
+
+def shown_of(path: Path, text: str | None = None) -> list[Shown]:
+    page, text = _page(path, text)
+    found = []
+    for line, language, body, before in fences(page, text):
+        marker = MARKER.match(before)
+        if language in COMMAND_LANGUAGES or not marker:
+            continue
+        words, where = marker.group(1).split(), f"{page}:{line}"
+        if words == ["experiment"] or (len(words) == 2 and words[0] == "file"):
+            found.append(Shown(where, language, "".join(text + "\n" for _, text in body),
+                               words[1] if len(words) == 2 else ""))
+        else:
+            raise BlockError(f"{where}: a file's block is marked `docs-test: file PATH` or `docs-test: experiment`,"
+                             f" not `{marker.group(1)}`")
+    return found
+
+
+def all_shown() -> list[Shown]:
+    return [shown for page in PAGES for shown in shown_of(page)]
+
+
+def check_shown(shown: Shown, where: Path) -> list[str]:
+    """Why the block is not what it claims to show (empty when it is)."""
+    if not shown.file:
+        (where / "experiment.yaml").write_text(shown.text, encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "areal_compiler", "validate", "experiment.yaml"], cwd=where,
+                              capture_output=True, text=True, timeout=120)
+        return [] if done.returncode == 0 else [f"{shown.where}: not a valid experiment:\n{done.stderr}"]
+    actual = (ROOT / shown.file).read_text(encoding="utf-8")
+    if shown.language == "json":
+        import json
+
+        same = json.loads(shown.text) == json.loads(actual)
+    else:
+        same = shown.text == actual
+    if same:
+        return []
+    diff = difflib.unified_diff(shown.text.splitlines(), actual.splitlines(), "the docs show", shown.file,
+                                lineterm="")
+    return [f"{shown.where}: differs from {shown.file}:\n" + "\n".join(diff)]
 
 
 # -- comparing output --

@@ -28,6 +28,13 @@ def test_block_runs_as_shown(block, tmp_path):
     COUNTS["engine"] += bool(block.engines)
 
 
+@pytest.mark.parametrize("shown", doc_blocks.all_shown(), ids=lambda s: s.where)
+def test_a_shown_file_is_the_file(shown, tmp_path):
+    problems = doc_blocks.check_shown(shown, tmp_path)
+    assert not problems, "\n\n".join(problems)
+    COUNTS["files"] += 1
+
+
 def test_blocks_not_run_say_why():
     skipped = [b for b in BLOCKS if not b.run]
     assert all(b.reason for b in skipped)

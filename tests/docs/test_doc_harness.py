@@ -77,3 +77,21 @@ def test_matching_allows_marked_variable_parts_only():
     assert doc_blocks.matches(["...", "done"], ["done"])
     assert not doc_blocks.matches(["took ... s", "done"], ["took 3.2 s", "extra", "done"])
     assert not doc_blocks.matches(["done"], ["done", "more"])
+
+
+def test_a_shown_file_that_differs_fails(tmp_path):
+    page = ("<!-- docs-test: file examples/site/cluster.sbatch.j2 -->\n```jinja\n"
+            + (doc_blocks.ROOT / "examples" / "site" / "cluster.sbatch.j2").read_text(encoding="utf-8") + "```\n")
+    (shown,) = doc_blocks.shown_of(Path("page.md"), page)
+    assert doc_blocks.check_shown(shown, tmp_path) == []
+    (changed,) = doc_blocks.shown_of(Path("page.md"), page.replace("NCCL_DEBUG=WARN", "NCCL_DEBUG=INFO"))
+    assert "differs from examples/site/cluster.sbatch.j2" in doc_blocks.check_shown(changed, tmp_path)[0]
+
+
+def test_a_shown_experiment_must_validate(tmp_path):
+    page = "<!-- docs-test: experiment -->\n```yaml\n{}\n```\n".format(
+        (doc_blocks.ROOT / "examples" / "demo-cpu.yaml").read_text(encoding="utf-8").rstrip("\n"))
+    (shown,) = doc_blocks.shown_of(Path("page.md"), page)
+    assert doc_blocks.check_shown(shown, tmp_path) == []
+    (broken,) = doc_blocks.shown_of(Path("page.md"), page.replace("num_accelerators: 0", "num_accelerators: -1"))
+    assert "not a valid experiment" in doc_blocks.check_shown(broken, tmp_path)[0]
