@@ -27,6 +27,11 @@ def test_the_readme_is_short_and_opens_with_the_two_set_up_commands():
     assert [line for line in first_block.splitlines() if not line.startswith("#")] == list(SET_UP)
 
 
+def test_the_readmes_links_lead_to_files():
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
+    assert links and all((ROOT / link).is_file() for link in links), [link for link in links if not (ROOT / link).is_file()]
+
+
 def test_the_demo_runs_from_any_directory(tmp_path):
     """The set-up's `areal run examples/demo-cpu.yaml`, called from another folder with the file's path."""
     result = areal("run", str(ROOT / "examples" / "demo-cpu.yaml"), "--quiet", cwd=tmp_path,
