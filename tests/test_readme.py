@@ -29,7 +29,8 @@ def test_the_readme_is_short_and_opens_with_the_two_set_up_commands():
 
 def test_the_readmes_links_lead_to_files():
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README)
-    assert links and all((ROOT / link).is_file() for link in links), [link for link in links if not (ROOT / link).is_file()]
+    missing = [link for link in links if not (ROOT / link).is_file()]
+    assert links and not missing, missing
 
 
 def test_the_demo_runs_from_any_directory(tmp_path):

@@ -14,5 +14,5 @@ def pytest_terminal_summary(terminalreporter):
 
     if any(COUNTS.values()):
         terminalreporter.write_line(f"docs command blocks: {COUNTS['run']} run ({COUNTS['engine']} of them against "
-                                    f"a real engine), {COUNTS['skipped']} marked not runnable; {COUNTS['files']} shown files "
-                                    "checked")
+                                    f"a real engine), {COUNTS['skipped']} marked not runnable; "
+                                    f"{COUNTS['files']} shown files checked")
