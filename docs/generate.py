@@ -70,8 +70,8 @@ def section(title: str, model: dict, defs: dict) -> list[str]:
     out.append("| key | type | default | rules | meaning |\n|---|---|---|---|---|\n")
     for key, prop in model.get("properties", {}).items():
         default = "required" if key in required else _code(prop["default"]) if "default" in prop else ""
-        out.append(f"| `{key}` | {_type(prop)} | {default} | {_cell(_rules(prop))} | "
-                   f"{_cell(_text(prop.get('description', '')))} |\n")
+        meaning = prop.get("description") or next((defs[ref].get("description", "") for ref in _refs(prop)), "")
+        out.append(f"| `{key}` | {_type(prop)} | {default} | {_cell(_rules(prop))} | {_cell(_text(meaning))} |\n")
     extra = model.get("additionalProperties")
     if isinstance(extra, dict):
         out.append(f"| *any name* | {_type(extra)} |  | {_cell(_rules(model))} | "
