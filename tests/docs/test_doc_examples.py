@@ -10,7 +10,7 @@ import re
 import pytest
 
 import doc_blocks
-import engines
+from engines import find_engine
 from doc_blocks import COUNTS
 from helpers import engine_or_skip
 
@@ -19,7 +19,7 @@ BLOCKS = doc_blocks.all_blocks()
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.run], ids=lambda b: b.where)
 def test_block_runs_as_shown(block, tmp_path):
-    engines = {name: engine_or_skip(engines.find_engine(name), name) for name in block.engines}
+    engines = {name: engine_or_skip(find_engine(name), name) for name in block.engines}
     if block.setup == "areal-checkout":
         engine_or_skip((doc_blocks.CORPUS if doc_blocks.CORPUS.is_dir() else None,
                         f"{doc_blocks.CORPUS} is missing (the project's shared folder)"), "corpus")
