@@ -1,7 +1,7 @@
 """The command blocks of the documentation (README.md and docs/): found, parsed, run and compared.
 
 Used by test_doc_examples.py (every block of the docs) and test_doc_harness.py (the rules, on made-up pages); the
-marker convention is documented for contributors in docs/testing.md ("Command blocks in the docs")."""
+marker convention is documented for contributors in docs/contributing.md ("Command blocks in the docs")."""
 from __future__ import annotations
 
 import difflib
