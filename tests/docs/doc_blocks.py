@@ -5,6 +5,7 @@ marker convention is documented for contributors in docs/contributing.md ("Comma
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import shutil
@@ -175,13 +176,13 @@ class Shown:
 def shown_of(path: Path, text: str | None = None) -> list[Shown]:
     page, text = _page(path, text)
     found = []
-    for line, language, body, before in fences(page, text):
+    for number, language, body, before in fences(page, text):
         marker = MARKER.match(before)
         if language in COMMAND_LANGUAGES or not marker:
             continue
-        words, where = marker.group(1).split(), f"{page}:{line}"
+        words, where = marker.group(1).split(), f"{page}:{number}"
         if words == ["experiment"] or (len(words) == 2 and words[0] == "file"):
-            found.append(Shown(where, language, "".join(text + "\n" for _, text in body),
+            found.append(Shown(where, language, "".join(line + "\n" for _, line in body),
                                words[1] if len(words) == 2 else ""))
         else:
             raise BlockError(f"{where}: a file's block is marked `docs-test: file PATH` or `docs-test: experiment`,"
@@ -202,8 +203,6 @@ def check_shown(shown: Shown, where: Path) -> list[str]:
         return [] if done.returncode == 0 else [f"{shown.where}: not a valid experiment:\n{done.stderr}"]
     actual = (ROOT / shown.file).read_text(encoding="utf-8")
     if shown.language == "json":
-        import json
-
         same = json.loads(shown.text) == json.loads(actual)
     else:
         same = shown.text == actual
