@@ -26,7 +26,7 @@ MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 EXITS = re.compile(r"#[^\n]*?\bexits (\d+)\b")
 COMMAND_TIMEOUT = 600
-COUNTS = {"run": 0, "engine": 0, "skipped": 0, "files": 0}  # what test_doc_examples.py ran; conftest.py prints it
+COUNTS = {"run": 0, "engine": 0, "skipped": 0, "files": 0}  # what test_doc_examples.py ran; conftest.py prints
 
 
 class BlockError(Exception):
