@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -330,9 +331,15 @@ def compare(block: Block, output: str, separator: str) -> list[str]:
 
 
 def stop_runs(env: dict[str, str], where: Path) -> None:
-    """Stop whatever the block left running (a started or submitted run), on any target, by its run name."""
-    listing = subprocess.run([sys.executable, "-m", "areal_compiler", "ps", "-o", "json"], cwd=where, env=env,
-                             capture_output=True, text=True, timeout=120)
-    for name in re.findall(r'"run": "([^"]+)"', listing.stdout):
-        subprocess.run([sys.executable, "-m", "areal_compiler", "stop", name, "--force"], cwd=where, env=env,
-                       capture_output=True, timeout=300)
+    """Stop whatever the block left running (a started or submitted run), on any target, by its run name, and wait
+    (up to a minute) until none is active, so the next block finds the ports and the cluster free."""
+    for attempt in range(60):
+        listing = subprocess.run([sys.executable, "-m", "areal_compiler", "ps", "-o", "json"], cwd=where, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        active = re.findall(r'"run": "([^"]+)"', listing.stdout)
+        if not active:
+            return
+        for name in active if attempt % 10 == 0 else ():
+            subprocess.run([sys.executable, "-m", "areal_compiler", "stop", name, "--force"], cwd=where, env=env,
+                           capture_output=True, timeout=300)
+        time.sleep(1)

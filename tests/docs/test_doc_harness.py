@@ -9,6 +9,7 @@ import pytest
 
 import doc_blocks
 from doc_blocks import BlockError, blocks_of, run_block
+from helpers import free_port_block
 
 PAGE = """# A made-up page
 
@@ -52,7 +53,17 @@ def test_a_command_that_fails_unannounced_fails(tmp_path):
 
 
 def test_a_block_leaves_no_run_behind(tmp_path):
-    page = "<!-- docs-test: run -->\n```sh\nareal start examples/demo-cpu.yaml\n```\n"
+    """A block that starts a run and leaves it running (a worker that sleeps, on ports free now)."""
+    (tmp_path / "sleeper.yaml").write_text(f"""\
+experiment_name: sleeper
+trial_name: t0
+compute: {{accelerator: CPU, num_accelerators: 0}}
+fileroot: {tmp_path / "root"}
+roles:
+  sleeper: {{replicas: 1, cmd: "python3 -c 'import time; time.sleep(600)'", readiness: none}}
+runtime: {{base_port: {free_port_block(8)}, grace_period: 1}}
+""", encoding="utf-8")
+    page = "<!-- docs-test: run -->\n```sh\nareal start sleeper.yaml\n```\n"
     assert run(page, tmp_path) == []
     listing = doc_blocks.subprocess.run(["areal", "ps", "-o", "json"], env=doc_blocks.environment(tmp_path, {}),
                                         capture_output=True, text=True, cwd=tmp_path)
