@@ -158,8 +158,8 @@ def test_unchanged_experiments_say_so(pull_request, tmp_path):
 
 
 def gitlab_job() -> dict:
-    """The GitLab CI job README.md documents (the yaml block under "### In GitLab CI")."""
-    section = (ROOT / "README.md").read_text().split("### In GitLab CI", 1)[1]
+    """The GitLab CI job docs/ci-and-review.md documents (the yaml block under "### In GitLab CI")."""
+    section = (ROOT / "docs" / "ci-and-review.md").read_text().split("### In GitLab CI", 1)[1]
     return yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])["areal-review"]
 
 

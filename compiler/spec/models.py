@@ -76,7 +76,7 @@ class Slurm(SlurmRole):
 
 
 class Kubernetes(Strict):
-    """Kubernetes settings (read only by the kubernetes target; see README "The Kubernetes target")."""
+    """Kubernetes settings (read only by the kubernetes target; see docs/targets/kubernetes.md)."""
 
     namespace: str = Field("default", description="Namespace for every object (a DNS-1123 label).")
     version: str = Field("1.33", description="The cluster's Kubernetes version, MAJOR.MINOR (1.28 or later); "
