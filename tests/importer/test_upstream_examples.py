@@ -2,7 +2,8 @@
 accelerator, --driver naming the script that loads it, from the examples' own folder): no traceback, no exit 70.
 
 Needs upstream's repository (a git snapshot: AREAL_UPSTREAM_REPO, default /work/.mirror/areal-project+AReaL/repo);
-skipped without it (CI has only ../shared/corpus/areal/, which test_corpus.py covers)."""
+skipped without it (this project's CI machine has it; ../shared/corpus/areal/, which test_corpus.py covers, is
+all a machine without it checks)."""
 from __future__ import annotations
 
 import io
