@@ -1,6 +1,6 @@
 """Settings that can never work: every number within sane bounds, paths that the agent and Slurm can use.
 
-Called by rules.py (check_rules) on a schema-valid experiment; the bounds are listed in README.md's format section."""
+Called by rules.py (check_rules) on a schema-valid experiment; the bounds are listed in docs/experiment-format.md."""
 from __future__ import annotations
 
 import re

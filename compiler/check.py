@@ -23,7 +23,7 @@ MOVED_KEYS = {
     "mount": "is read only by Slurm: move it to the top-level `slurm:` block",
     "additional_bash_cmds": "would run as shell on Slurm only; it is not supported: put setup steps in the "
                             "image, the role's `cmd` program, or a Slurm site template (`slurm: {template: "
-                            "FILE}`, README \"Site templates\")",
+                            "FILE}`, docs/targets/slurm.md, \"Site templates\")",
     "namespace": "is read only by Kubernetes: move it to `kubernetes: {namespace: ...}`",
     "gpus_per_worker": "devices per worker is `scheduling_spec.gpu` (AReaL's name)",
     "allocation_mode": "each role has its own `backend` string, e.g. `roles.actor.backend: fsdp:d8`",

@@ -1,7 +1,8 @@
 """Every diagnostic code and its one meaning: reading (E1xx), schema (E2xx), cross-field rules and targets (E4xx),
 warnings (W4xx); the allocation grammar's A0xx codes live beside the grammar (spec/allocation.py CODES).
 
-Read by the test that keeps this table, the codes the compiler emits and the README's list in step."""
+Read by the test that keeps this table and the codes the compiler emits in step, and by docs/generate.py
+(docs/reference/codes.md)."""
 from __future__ import annotations
 
 CODES = {

@@ -61,4 +61,4 @@ def read_inputs(path: str, source, experiment) -> list[Diagnostic]:
         return []
     return [source.diagnostic("E482", f"slurm.template `{name}` {problem}", setting,
                               "the path is relative to the experiment file; it names a Jinja2 template that "
-                              "extends job.sbatch.j2 (README, \"Site templates\")")]
+                              "extends job.sbatch.j2 (docs/targets/slurm.md, \"Site templates\")")]

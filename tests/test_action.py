@@ -1,11 +1,13 @@
 """The GitHub Action (action.yml): its steps run as GitHub runs them (bash -eo pipefail, inputs through the
 environment) in a temporary git repository whose second commit changes an experiment; the job summary they write
-is checked. The install step runs with a stand-in `python3` that records the pip command (a real install needs the
-network and a minute); the package it would install is this checkout, already installed here."""
+is checked. One test runs the install step for real (pip installs this checkout into a fresh venv, whose `areal`
+the next step then runs: what a wheel would miss, such as a template file, fails it); the others, to save that
+half minute each, run it with a stand-in `python3` that records the pip command, and use this checkout's `areal`."""
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,39 +37,51 @@ def test_inputs_reach_the_scripts_only_through_the_environment():
     assert not any("${{" in s["run"] for s in steps)  # an expression in a script is a script-injection hole
 
 
-def expand(value: str, inputs: dict[str, str]) -> str:
+def expand(value: str, inputs: dict[str, str], action_path: Path = ROOT) -> str:
     """GitHub's `${{ inputs.X }}` and `${{ github.action_path }}` in a step's env."""
     def one(match: re.Match) -> str:
         name = match.group(1)
         if name == "github.action_path":
-            return str(ROOT)
+            return str(action_path)
         assert name.startswith("inputs."), name
         key = name.removeprefix("inputs.")
         return inputs.get(key, ACTION["inputs"][key].get("default", ""))
     return re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", one, value)
 
 
-def run_action(repo: Path, tmp: Path, inputs: dict[str, str], **env: str) -> tuple[int, str]:
-    """Every step in order, as a runner does; (exit status of the first failing step or 0, the job summary)."""
+def run_action(repo: Path, tmp: Path, inputs: dict[str, str], python_bin: Path | None = None,
+               **env: str) -> tuple[int, str]:
+    """Every step in order, as a runner does; (exit status of the first failing step or 0, the job summary).
+    PYTHON_BIN: a venv's bin folder first on every step's PATH, whose python3 installs for real from a copy of this
+    checkout as GitHub checks an action out (no build/ or *.egg-info left by an earlier install, which pip would
+    reuse); without it the install step's python3 is a stand-in that records its arguments."""
+    action_path = ROOT
+    if python_bin is not None:
+        action_path = tmp / "action"
+        shutil.copytree(ROOT, action_path, symlinks=True, ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "out"))
     stand_in = tmp / "bin"
     stand_in.mkdir(exist_ok=True)
     (stand_in / "python3").write_text('#!/bin/sh\nprintf "%s\\n" "$*" > "$PIP_RECORD"\n')
     (stand_in / "python3").chmod(0o755)
     summary = tmp / "summary.md"
     summary.write_text("")
-    base_env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp),
+    base_env = {"PATH": f"{python_bin or Path(sys.executable).parent}:{os.environ['PATH']}", "HOME": str(tmp),
                 "GITHUB_STEP_SUMMARY": str(summary), "PIP_RECORD": str(tmp / "pip"), **env}
+    if python_bin is not None and "XDG_CACHE_HOME" not in env:  # HOME is a temporary folder: keep pip's cache
+        base_env["XDG_CACHE_HOME"] = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
     for i, step in enumerate(ACTION["runs"]["steps"]):
         script = tmp / f"step{i}.sh"
         script.write_text(step["run"])
-        step_env = {**base_env, **{k: expand(v, inputs) for k, v in step.get("env", {}).items()}}
-        if i == 0:
+        step_env = {**base_env, **{k: expand(v, inputs, action_path) for k, v in step.get("env", {}).items()}}
+        if i == 0 and python_bin is None:
             step_env["PATH"] = f"{stand_in}:{step_env['PATH']}"
         done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=repo,
-                              env=step_env, capture_output=True, text=True, timeout=120)
+                              env=step_env, capture_output=True, text=True, timeout=600)
         if done.returncode:
-            return done.returncode, summary.read_text()
-    assert (tmp / "pip").read_text() == f"-m pip install --quiet {ROOT}\n"
+            return done.returncode, summary.read_text() + done.stderr
+    if python_bin is None:
+        assert (tmp / "pip").read_text() == f"-m pip install --quiet {ROOT}\n"
     return 0, summary.read_text()
 
 
@@ -94,8 +108,13 @@ def pull_request(tmp_path):
 
 
 def test_a_pull_request_gets_its_change_in_the_job_summary(pull_request, tmp_path):
-    status, summary = run_action(pull_request, tmp_path, {"files": "experiments/grpo.yaml"}, GITHUB_BASE_REF="main")
+    """With the install step for real: a fresh venv, this checkout installed by pip, its `areal` in the next step."""
+    venv = tmp_path / "runner-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    status, summary = run_action(pull_request, tmp_path, {"files": "experiments/grpo.yaml"}, python_bin=venv / "bin",
+                                 GITHUB_BASE_REF="main")
     assert status == 0, summary
+    assert (venv / "bin" / "areal").exists()
     assert summary.startswith("#### `areal diff` experiments/grpo.yaml@origin/main → experiments/grpo.yaml")
     assert "**device-hours 768 (time limit 48:00:00) → 1152 (time limit 72:00:00); Slurm asked" in summary
     assert "| **job component rollout** | time | `48:00:00` | `72:00:00` |" in summary
@@ -139,8 +158,8 @@ def test_unchanged_experiments_say_so(pull_request, tmp_path):
 
 
 def gitlab_job() -> dict:
-    """The GitLab CI job README.md documents (the yaml block under "### In GitLab CI")."""
-    section = (ROOT / "README.md").read_text().split("### In GitLab CI", 1)[1]
+    """The GitLab CI job docs/ci-and-review.md documents (the yaml block under "### In GitLab CI")."""
+    section = (ROOT / "docs" / "ci-and-review.md").read_text().split("### In GitLab CI", 1)[1]
     return yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])["areal-review"]
 
 

@@ -1,6 +1,6 @@
-"""Bounded reads of regular files (a device, FIFO or socket is refused, a file over its limit is an error), and
-atomic writes. Called by plan.py (plan, secrets), lists.py, state.py (state files) and the compiler's source.py;
-stdlib only."""
+"""Bounded reads of regular files (a device, FIFO or socket is refused, over a limit is an error); atomic writes.
+
+Called by plan.py (plan, secrets), lists.py, state.py (state files) and the compiler's source.py; stdlib only."""
 from __future__ import annotations
 
 import errno

@@ -1,4 +1,4 @@
-"""Long lists in the environment: a list over a size is handed over in a file that <NAME>_FILE names instead.
+"""Long lists in the environment: a list over a size is handed over in a file that `<NAME>_FILE` names.
 
 Called by supervisor.py (every worker's and forked child's AREAL_NODE_HOSTS and AREAL_ADDRS_<ROLE>), plan.py (the
 node addresses a target gives the agent, which upstream/workers.py reads too), the Ray launcher, and at compile time

@@ -17,8 +17,8 @@ def load_source(path: str, name: str | None = None, options: ImportOptions | Non
         first = next(iter(source.data))
         raise _fail(source.name, "E524", "this file is not an experiment: it has none of our keys (compute, roles, "
                     "...) and is not an upstream AReaL config (experiment_name with cluster, actor or rollout)",
-                    f"`{first}` is neither's; compile an experiment file (see README: Running AReaL with areal "
-                    "compile)", source.key_spans.get((first,)), source.text)
+                    f"`{first}` is neither's; compile an experiment file (see docs/running-areal.md: Running AReaL "
+                    "with areal compile)", source.key_spans.get((first,)), source.text)
     if options.source_format != "areal" and not is_upstream(source.data):
         if options.overlay or options.driver or options.accelerator:
             raise _fail(source.name, "E518", "--accelerator, --driver and --overlay apply to imported upstream "

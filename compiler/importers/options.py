@@ -28,7 +28,7 @@ def _remember(ctx: click.Context, param: click.Parameter, value):
 
 
 def IMPORT_OPTIONS(command):  # noqa: N802 - used as a decorator, like click's own
-    """--from, --accelerator, --driver, --overlay: how to read an upstream AReaL config (see README)."""
+    """--from, --accelerator, --driver, --overlay: how to read an upstream AReaL config (see docs/running-areal.md)."""
     options = [
         click.option("--from", "source_format", type=click.Choice(["auto", "areal"]), default="auto",
                      show_default=True, expose_value=False, callback=_remember, is_eager=True,

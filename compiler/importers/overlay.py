@@ -12,7 +12,7 @@ def apply_overlay(target: ImportedSource, overlay: Source) -> None:
     """Mappings merge key by key; any other value replaces what the import produced."""
     if not isinstance(overlay.data, dict):
         raise _fail(overlay.name, "E519", "an overlay is a mapping of our experiment keys (compute, slurm, "
-                    "driver, roles, ...)", "see README: Importing upstream AReaL configs")
+                    "driver, roles, ...)", "see docs/running-areal.md: Importing upstream AReaL configs")
     target.problems += overlay.problems
     _merge(target, overlay, target.data, overlay.data, ())
     compute = overlay.data.get("compute")

@@ -18,6 +18,8 @@ class Strict(BaseModel):
 
 
 class Compute(Strict):
+    """The nodes' accelerator type and how many devices the experiment uses."""
+
     accelerator: str = Field(description="Node type from the catalog, e.g. GPU_8xH100 (see `areal catalog`).")
     num_accelerators: int = Field(description="Total devices; a multiple of the type's devices per node.")
     allow_device_sharing: bool = Field(
@@ -39,7 +41,11 @@ class SchedulingSpec(Strict):
 
 
 class SchedulingStrategy(Strict):
-    type: Literal["separation", "colocation"] = "separation"
+    """Whether a role has devices of its own or shares another role's (AReaL's scheduling_strategy)."""
+
+    type: Literal["separation", "colocation"] = Field(
+        "separation", description="`separation`: the role gets devices of its own; `colocation`: it runs on "
+                                  "`target`'s devices.")
     target: str | None = Field(None, description="With colocation: the role whose devices are shared.")
     fork: bool = Field(True, description="With colocation: true = own processes forked by the target's agents "
                                          "on the target's devices; false = runs inside the target's processes.")
@@ -48,16 +54,16 @@ class SchedulingStrategy(Strict):
 class SlurmRole(Strict):
     """Slurm settings a role may override (they apply to that role's heterogeneous-job component)."""
 
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
+    partition: str | None = Field(None, description="`#SBATCH --partition`.")
+    account: str | None = Field(None, description="`#SBATCH --account`.")
+    qos: str | None = Field(None, description="`#SBATCH --qos`.")
     time: str | None = Field(None, description="Wall-time limit, e.g. \"24:00:00\" (quote it: YAML reads "
                                                "unquoted 24:00:00 as a number).")
-    constraint: str | None = None
-    reservation: str | None = None
-    exclusive: bool | None = None
-    nodelist: str | None = None
-    exclude: str | None = None
+    constraint: str | None = Field(None, description="`#SBATCH --constraint`: node features, e.g. h100.")
+    reservation: str | None = Field(None, description="`#SBATCH --reservation`.")
+    exclusive: bool | None = Field(None, description="true: `#SBATCH --exclusive` (no other job on the nodes).")
+    nodelist: str | None = Field(None, description="`#SBATCH --nodelist`: nodes the job must get.")
+    exclude: str | None = Field(None, description="`#SBATCH --exclude`: nodes the job must not get.")
 
 
 class Slurm(SlurmRole):
@@ -67,7 +73,9 @@ class Slurm(SlurmRole):
                                               "Never probed.")
     max_retries: int = Field(0, description="Requeue the job while its restart count is below this.")
     gres_type: bool = Field(False, description="Request typed gres (gpu:h100:8) instead of gpu:8.")
-    container_type: Literal["none", "apptainer"] = "none"
+    container_type: Literal["none", "apptainer"] = Field(
+        "none", description="`apptainer`: every step runs in its role's `image` with `apptainer exec` (binding "
+                            "`mount`); `none`: on the node itself.")
     mount: list[str] = Field(default_factory=list, description="Container bind mounts, SRC:DST.")
     template: str | None = Field(None, description="A site template for job.sbatch (path relative to this file): "
                                                    "a Jinja2 template that extends job.sbatch.j2 and fills its "
@@ -76,7 +84,7 @@ class Slurm(SlurmRole):
 
 
 class Kubernetes(Strict):
-    """Kubernetes settings (read only by the kubernetes target; see README "The Kubernetes target")."""
+    """Kubernetes settings (read only by the kubernetes target; see docs/targets/kubernetes.md)."""
 
     namespace: str = Field("default", description="Namespace for every object (a DNS-1123 label).")
     version: str = Field("1.33", description="The cluster's Kubernetes version, MAJOR.MINOR (1.28 or later); "
@@ -100,6 +108,8 @@ class Kubernetes(Strict):
 
 
 class Ray(Strict):
+    """Ray settings (read only by the ray target; see docs/targets/ray.md)."""
+
     version: str = Field("2.60", description="The cluster's Ray version (MAJOR.MINOR); from 2.49 the accelerator "
                                              "model is a label selector, before a resource. Never probed.")
     address: str | None = Field(None, description="The cluster's dashboard URL for `areal submit` (e.g. "
@@ -107,6 +117,8 @@ class Ray(Strict):
 
 
 class Local(Strict):
+    """Settings of the local target (`areal run` and `areal start` on this machine)."""
+
     fail_fast: bool = Field(True, description="When one worker fails, stop the others.")
 
 
@@ -116,7 +128,8 @@ class Role(Strict):
     cmd: str | None = Field(None, description="The worker command, split like a shell would but never run by "
                                               "one; `--port {port0}` is appended by the launcher.")
     scheduling_spec: SchedulingSpec = SchedulingSpec()
-    scheduling_strategy: SchedulingStrategy = SchedulingStrategy()
+    scheduling_strategy: SchedulingStrategy = Field(
+        SchedulingStrategy(), description="Devices of its own, or colocation on another role's.")
     readiness: Literal["http", "none"] = Field(
         "http", description="When a worker counts as ready: `http`, its first port answers GET /health with 200 "
                             "(AReaL's RPC servers do); `none`, as soon as it runs.")
@@ -151,8 +164,10 @@ class Driver(Strict):
 
 
 class KubernetesSecretRef(Strict):
-    name: str
-    key: str
+    """A key of a Kubernetes Secret in the job's namespace."""
+
+    name: str = Field(description="The Secret's name.")
+    key: str = Field(description="The key in the Secret whose value is used.")
 
 
 class Secret(Strict):
@@ -162,8 +177,11 @@ class Secret(Strict):
 
 
 class Staleness(Strict):
+    """The staleness gate of asynchronous RL, with upstream AReaL's names: one agent serves it, rollouts ask it
+    before they start."""
+
     max_head_offpolicyness: int = Field(description="Max versions a rollout may lag the trainer.")
-    consumer_batch_size: int
+    consumer_batch_size: int = Field(description="Rollouts the trainer consumes per step.")
     max_concurrent_rollouts: int | None = Field(None, description="0 or omitted: consumer_batch_size.")
     queue_size: int | None = Field(None, description="0 or omitted: 16 x max_concurrent_rollouts.")
     gate_role: str | None = Field(None, description="The role whose worker 0's agent serves the gate; defaults "
@@ -173,7 +191,8 @@ class Staleness(Strict):
 class NameResolve(Strict):
     """Upstream AReaL's cluster.name_resolve, with its defaults."""
 
-    type: Literal["nfs", "etcd3", "ray"] = "nfs"
+    type: Literal["nfs", "etcd3", "ray"] = Field("nfs", description="Upstream's name service: `nfs` (a shared "
+                                                                     "directory), `etcd3` or `ray`.")
     nfs_record_root: str = Field("/tmp/areal/name_resolve", description="With nfs: a directory every node shares.")
     etcd3_addr: str = Field("localhost:2379", description="With etcd3: the etcd server, HOST:PORT.")
 
@@ -188,20 +207,24 @@ class Areal(Strict):
 
 
 class Runtime(Strict):
+    """How the agents run the workers: heartbeats, hung workers, stopping, forks and ports."""
+
     heartbeat_interval: float = Field(5.0, description="Seconds between agent heartbeats.")
     hung_after: float = Field(30.0, description="A worker whose heartbeat is older than this is hung.")
     grace_period: float = Field(10.0, description="Seconds between SIGTERM and SIGKILL on stop.")
     worker_heartbeat: bool = Field(False, description="Count a worker alive only while it beats itself.")
     fork_commands: Literal["declared", "any"] = Field(
         "declared", description="`declared`: the agent forks only commands the plan declares; `any`: any.")
-    base_port: int = Field(20000, description="First port of the experiment's planned port range.")
+    base_port: int = Field(20000, description="First planned port of every node: each logical node's processes "
+                                              "get distinct ports from here on; other nodes reuse the numbers.")
 
 
 class Experiment(Strict):
     schema_version: Literal[1] = Field(SCHEMA_VERSION, description="Version of this format.")
-    experiment_name: str
-    trial_name: str
-    compute: Compute
+    experiment_name: str = Field(description="The experiment: names the job and its objects, and with "
+                                             "`trial_name` the run (<experiment_name>/<trial_name>).")
+    trial_name: str = Field(description="The trial of the experiment.")
+    compute: Compute = Field(description="The nodes' accelerator type and how many devices the experiment uses.")
     image: str | None = Field(None, description="Default container image of every role.")
     fileroot: str = Field("/tmp/areal/experiments", description="Shared directory for run state and logs.")
     roles: dict[str, Role] = Field(min_length=1, description="Role name -> role (at least one).")
@@ -209,11 +232,12 @@ class Experiment(Strict):
                                                     "ends when every worker has ended.")
     secrets: dict[str, Secret] = Field(default_factory=dict,
                                        description="Environment variable name -> where its value lives.")
-    staleness: Staleness | None = None
+    staleness: Staleness | None = Field(None, description="The staleness gate of asynchronous RL; without it, "
+                                                          "no gate.")
     areal: Areal = Areal()
-    runtime: Runtime = Runtime()
+    runtime: Runtime = Field(Runtime(), description="How the agents run the workers.")
     slurm: Slurm = Slurm()
     kubernetes: Kubernetes = Kubernetes()
-    ray: Ray = Ray()
-    local: Local = Local()
+    ray: Ray = Field(Ray(), description="Ray settings (read only by the ray target).")
+    local: Local = Field(Local(), description="Settings of the local target.")
 

@@ -80,5 +80,5 @@ def render_error(exc: Exception, site: dict) -> Exception:
                           hint="a site template sees the job's values (run_id, experiment, ...), not Python objects")
     if isinstance(exc, jinja2.UndefinedError):
         return InputError(f"undefined name: {exc}", SITE_SETTING, line,
-                          hint="the names a site template sees are listed in README, \"Site templates\"")
+                          hint="the names a site template sees are listed in docs/targets/slurm.md, \"Site templates\"")
     return InputError(f"rendering failed: {type(exc).__name__}: {exc}", SITE_SETTING, line)

@@ -3,7 +3,8 @@
 Every input is parsed both as a whole allocation_mode string (upstream `_AllocationMode.from_str`, ours
 `parse_allocation`) and as one role's backend (upstream `ModelAllocation.from_str`, ours `parse_role_backend`).
 Both must accept or reject alike and agree on every component's backend, name, dims, world size and colocation
-target, except for the deliberate departures below (README, "Choices where upstream is silent or inconsistent")."""
+target, except for the deliberate departures below (docs/experiment-format.md,
+"Choices where upstream is silent or inconsistent")."""
 from __future__ import annotations
 
 import re

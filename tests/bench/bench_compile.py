@@ -2,7 +2,8 @@
 sweep with every file's growth and what each size hands to execve and Kubernetes at start (start_sizes.py), and the
 frontier (8,192 nodes: at most 2 s CPU and 300 MiB, cold).
 
-Run by hand (`python tests/bench/bench_compile.py [--quick]`) for the README's numbers; prints tables, asserts no speed.
+Run by hand (`python tests/bench/bench_compile.py [--quick]`) for docs/performance.md's numbers; prints tables,
+asserts no speed.
 TorchX 0.7.0 is the peer baseline when installed: $AREAL_BENCH_TORCHX or /tmp/areal-bench/torchx/bin/torchx."""
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import start_sizes
 from synthetic import FORKS_PER_NODE, WORKERS_PER_NODE, synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
-# The examples every measured checkout has (the README's numbers were measured on them): the same set before and
+# The examples every measured checkout has (docs/performance.md's were measured on them): the same set before and
 # after, so throughput pairs compare like with like; examples added later are not measured.
 EXAMPLES = ("ascend-npu", "cpu-dev", "demo-cpu", "hybrid-moe", "ppo-critic", "rollout-proxy",
             "single-node-colocated-ref", "two-node-decoupled")

@@ -1,6 +1,6 @@
 """Every example's Kubernetes manifests pass the three offline layers; mutations fail the layer meant to catch them.
 
-No API server can run here: these layers are what can be checked offline (README "The Kubernetes target")."""
+No API server can run here: these layers are what can be checked offline (docs/targets/kubernetes.md)."""
 from __future__ import annotations
 
 import copy
