@@ -41,6 +41,7 @@ CODES = {
     "E423": "derived object names too long",
     "E424": "Kubernetes namespace not a DNS label",
     "E425": "role name reserved (`driver`)",
+    "E426": "a role named `<role>-file` beside `<role>`: their address variables would clash",
     "E430": "environment variable name not valid",
     "E431": "device visibility variable set by hand",
     "E432": "environment contract variable set by hand",

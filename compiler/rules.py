@@ -30,7 +30,7 @@ CONTRACT_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK
                  "AREAL_EXPERIMENT_NAME", "AREAL_TRIAL_NAME", "AREAL_RUN_ID", "AREAL_ROLE", "AREAL_WORKER_INDEX",
                  "AREAL_ROLE_WORKERS", "AREAL_NODE_RANK", "AREAL_NUM_NODES", "AREAL_HOST", "AREAL_NODE_HOSTS",
                  "AREAL_GATE_URL", "AREAL_HEARTBEAT_FILE", "AREAL_ALLOCATED_DEVICES", "AREAL_TARGET_DIR", "AREAL_PORTS",
-                 "AREAL_PLAN_FILE"}
+                 "AREAL_PLAN_FILE", "AREAL_NODE_HOSTS_FILE"}
 # Only the contract's own AREAL_ names are reserved: upstream AReaL reads knobs of its own (AREAL_CACHE_DIR, ...).
 CONTRACT_PREFIXES = ("AREAL_ADDRS_", "AREAL_AGENT_", "AREAL_INSTANCE_")
 MAX_BASE_NAME = 52  # <exp>-<trial>-<role>; StatefulSet pods add "-<ordinal>" and revisions "-<10 chars>"
@@ -90,6 +90,12 @@ def check_names(source: Source, exp: Experiment, out: list) -> None:
             out.append(source.diagnostic("E420", f"role name `{role}` must be lower-case letters, digits and `-` "
                                                  "(it names Slurm jobs and Kubernetes objects)",
                                          ("roles", role), "e.g. eval-rollout", key=True))
+        if role.endswith("-file") and role[:-5] in exp.roles:
+            var = "AREAL_ADDRS_" + role[:-5].upper().replace("-", "_")
+            out.append(source.diagnostic(
+                "E426", f"role `{role}` beside role `{role[:-5]}`: {var}_FILE would name both `{role}`'s addresses "
+                        f"and the file that holds `{role[:-5]}`'s when that list is long", ("roles", role),
+                "rename one of them, e.g. `" + role[:-5] + "-files`", key=True))
         base = f"{exp.experiment_name}-{exp.trial_name}-{role}"
         if len(base) > MAX_BASE_NAME:
             out.append(source.diagnostic(

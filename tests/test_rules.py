@@ -17,6 +17,7 @@ ACTOR_CMD = "    cmd: python3 -m train\n"
 CASES = {
     # the driver
     "role named driver": (sub("  actor:\n", "  driver:\n"), ("E425", 10, 3)),
+    "role named <role>-file beside <role>": (sub("  actor:\n", "  rollout-file:\n"), ("E426", 10, 3)),
     "driver cmd empty": (BASE + "driver: {cmd: '  '}\n", ("E441", 13, 15)),
     "driver cmd unsplittable": (BASE + "driver: {cmd: 'python3 \"train.py'}\n", ("E443", 13, 15)),
     "driver env contract var": (BASE + "driver: {cmd: train, scheduling_spec: {env_vars: {RANK: '0'}}}\n",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import sysconfig
 from dataclasses import replace
 from pathlib import Path
@@ -178,3 +179,33 @@ def test_sbatch_values_are_quoted_or_refused():
     for bad in ('a"b', "a\nb", "a\\b", ""):
         with pytest.raises(slurm_target.SlurmRenderError):
             slurm_target.sbatch_value(bad)
+
+
+@pytest.mark.parametrize("nodes", [128, 130])
+def test_host_lists_past_64_nodes_are_handed_over_in_files(nodes, tmp_path):
+    """The agent's rule (agent/lists.py) on the longest a list can be (255 bytes a name): a role of 64 nodes keeps
+    AREAL_SLURM_HOSTS_<ROLE> in the environment, one of 65 writes it to RUN_DIR/lists and exports <NAME>_FILE;
+    AREAL_NODE_HOSTS of 128 or 130 nodes goes to a file. The script stays shellcheck-clean."""
+    sys.path.insert(0, str(ROOT / "tests" / "bench"))
+    from synthetic import synthetic  # the scale benchmark's experiment: half rollout nodes, half actor nodes
+
+    (tmp_path / "exp.yaml").write_text(synthetic(nodes), encoding="utf-8")
+    text = script_of(tmp_path / "exp.yaml").decode()
+    inline = {name: value.count("${node_name[") for name, value in re.findall(r'^(AREAL_\w+)="(.*)"$', text, re.M)}
+    in_files = re.findall(r'^export (AREAL_\w+)_FILE="\$RUN_DIR/lists/\1"$', text, re.M)
+    half = nodes // 2
+    if half <= 64:
+        assert inline == {"AREAL_SLURM_HOSTS_ROLLOUT": half, "AREAL_SLURM_HOSTS_ACTOR": half,
+                          "AREAL_SLURM_HOSTS_DRIVER": 1}
+        assert in_files == ["AREAL_NODE_HOSTS"]
+    else:
+        assert inline == {"AREAL_SLURM_HOSTS_DRIVER": 1}
+        assert in_files == ["AREAL_SLURM_HOSTS_ROLLOUT", "AREAL_SLURM_HOSTS_ACTOR", "AREAL_NODE_HOSTS"]
+        assert f"printf '%s' \"{','.join(f'${{node_name[{n}]}}' for n in range(half))}\" > " \
+               '"$RUN_DIR/lists/AREAL_SLURM_HOSTS_ROLLOUT"\n' in text
+    assert "\nexport AREAL_NODE_HOSTS\n" not in text
+    assert '(IFS=,; printf \'%s\' "${addrs[*]}") > "$RUN_DIR/lists/AREAL_NODE_HOSTS"\n' in text
+    path = tmp_path / "job.sbatch"
+    path.write_text(text, encoding="utf-8")
+    proc = subprocess.run([shellcheck_binary(), "--severity=style", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout

@@ -37,6 +37,7 @@ role="${name##*:}"
 var="$(printf '%s' "$role" | tr 'a-z-' 'A-Z_')"
 printf 'srun %s hostfile=%s hosts=%s\n' "${args[*]}" "$(paste -sd, "$SLURM_HOSTFILE")" "$AREAL_NODE_HOSTS" >> "$STUB_LOG"
 echo "$$" > "$STUB_DIR/pids/$role"
+env > "$STUB_DIR/env.$role"
 mapfile -t hosts < "$SLURM_HOSTFILE"
 if [[ "${STUB_MODE:-fake}" == fake ]]; then
   hang="STUB_HANG_$var"; code="STUB_EXIT_$var"
@@ -192,6 +193,26 @@ def test_all_steps_succeed(tmp_path, stubs):
     token = run_dir / "agent.token"
     assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
     assert "job 77 succeeded (every worker ended with code 0); exit code 0" in err
+
+
+def test_host_lists_past_64_nodes_reach_the_steps_in_files(tmp_path, stubs):
+    roles = TWO_NODES.replace('"sglang:d2t4"', '"sglang:d65t8"')  # rollout: 65 nodes; actor: 1
+    plan, target = compile_to(experiment(tmp_path, roles, count=66 * 8), tmp_path / "slurm")
+    names = [f"n{k:03d}" for k in range(66)]
+    code, err = run_script(target, stubs, SLURM_JOB_NODELIST_HET_GROUP_0=",".join(names[:65]),
+                           SLURM_JOB_NODELIST_HET_GROUP_1=names[65], STUB_ADDR_PREFIX="addr-")
+    assert code == 0, err
+    lists = tmp_path / "root" / "stub-exp" / "t1" / "77" / "lists"
+    for role in ("rollout", "actor"):
+        env = dict(line.split("=", 1) for line in (Path(stubs["STUB_DIR"]) / f"env.{role}").read_text().splitlines()
+                   if "=" in line)
+        assert "AREAL_NODE_HOSTS" not in env and env["AREAL_NODE_HOSTS_FILE"] == str(lists / "AREAL_NODE_HOSTS")
+        assert "AREAL_SLURM_HOSTS_ROLLOUT" not in env  # 65 names: past 64 x 255 bytes
+        assert env["AREAL_SLURM_HOSTS_ROLLOUT_FILE"] == str(lists / "AREAL_SLURM_HOSTS_ROLLOUT")
+        assert env["AREAL_SLURM_HOSTS_ACTOR"] == "n065"  # one name: in the environment, as ever
+    assert (lists / "AREAL_NODE_HOSTS").read_text() == ",".join(f"addr-{n}" for n in names)  # logical node order
+    assert (lists / "AREAL_SLURM_HOSTS_ROLLOUT").read_text() == ",".join(names[:65])
+    assert f"logical nodes -> {lists / 'AREAL_NODE_HOSTS'}" in err
 
 
 def test_failing_step_fails_the_script_and_stops_the_others(tmp_path, stubs):

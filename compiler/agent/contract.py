@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
+from .lists import NODE_HOSTS
 from .plan import PlanError, http_url, node_host
 
 # Variables that describe one role's process group: a forked child of another role never inherits them.
@@ -78,6 +79,14 @@ def worker_env(plan: Dict[str, Any], worker: Dict[str, Any], hosts: Sequence[str
     env.update(plan["roles"][worker["role"]].get("env") or {})
     env.update(_shared(plan, hosts, processes))
     return env
+
+
+def address_lists(env: Dict[str, str], hosts: Sequence[str]) -> Dict[str, str]:
+    """The lists of a worker's environment, taken out of ENV (every AREAL_ADDRS_<ROLE>), with AREAL_NODE_HOSTS: the
+    supervisor sets them in each of its processes' environment as lists.py's rule says (long ones in files)."""
+    lists = {name: env.pop(name) for name in [n for n in env if n.startswith("AREAL_ADDRS_")]}
+    lists[NODE_HOSTS] = ",".join(hosts)
+    return lists
 
 
 def fork_env(plan: Dict[str, Any], worker: Dict[str, Any], role: str, index: int, parent_env: Dict[str, str],

@@ -28,16 +28,26 @@ def node_workers(plan: Dict[str, Any], node: int) -> List[Dict[str, Any]]:
 
 
 def choose_node(nodes: str, index_env: str, environ: Dict[str, str]) -> int:
-    """nodes[i] where i is the pod's index from environment variable `index_env` (e.g. JOB_COMPLETION_INDEX)."""
+    """nodes[i] where i is the pod's index from environment variable `index_env` (e.g. JOB_COMPLETION_INDEX);
+    NODES is a comma list of logical nodes, each a number or a run FIRST-LAST."""
     try:
-        listed = [int(item) for item in nodes.split(",")]
+        listed = [n for item in nodes.split(",") for n in _run(item)]
     except ValueError:
-        raise PlanError("--nodes must be a comma list of logical node numbers, got %r" % nodes) from None
+        raise PlanError("--nodes must be a comma list of logical node numbers or runs FIRST-LAST, got %r"
+                        % nodes[:200]) from None
     raw = environ.get(index_env, "")
     if not raw.isdigit() or int(raw) >= len(listed):
         raise PlanError("environment variable %s must hold a pod index below %d, got %r"
                         % (index_env, len(listed), raw))
     return listed[int(raw)]
+
+
+def _run(item: str) -> range:
+    """'7' -> 7; '2-5' -> 2, 3, 4, 5 (the Kubernetes target writes a long list's runs so)."""
+    first, dash, last = item.partition("-")
+    if not (first.isdigit() and (not dash or last.isdigit())) or (dash and int(last) < int(first)):
+        raise ValueError(item)
+    return range(int(first), int(last if dash else first) + 1)
 
 
 def _agent_command() -> List[str]:

@@ -9,7 +9,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from .files import read_bytes
+from .files import read_bytes, read_pieces
+from .lists import NODE_HOSTS, file_variable, read_list
 
 MAX_PLAN = 1 << 30  # bytes of plan.json
 MAX_SECRET = 64 * 1024  # bytes of one secret file
@@ -53,15 +54,9 @@ def load_plan(path: str, environ: Optional[Dict[str, str]] = None) -> Dict[str, 
 
 
 def read_plan_bytes(path: str) -> bytes:
-    """plan.json's bytes. When PATH is absent but PATH.1 exists, the concatenation of its pieces PATH.1 .. PATH.N
-    (the Kubernetes target cuts a plan.json over the 1 MiB one ConfigMap holds into several)."""
-    if os.path.exists(path) or not os.path.exists(path + ".1"):
-        return read_bytes(path, MAX_PLAN)
-    pieces, count = [], 1
-    while os.path.exists("%s.%d" % (path, count)):
-        pieces.append(read_bytes("%s.%d" % (path, count), MAX_PLAN))
-        count += 1
-    return b"".join(pieces)
+    """plan.json's bytes, or the concatenation of its pieces PATH.1 .. PATH.N when the Kubernetes target cut a
+    plan.json over the 1 MiB one ConfigMap holds into several."""
+    return read_pieces(path, MAX_PLAN)
 
 
 def host_devices(plan: Dict[str, Any], dev: str = "/dev") -> int:
@@ -181,10 +176,15 @@ def workers_of_role(plan: Dict[str, Any], role: str) -> List[Dict[str, Any]]:
 
 
 def node_hosts(plan: Dict[str, Any], environ: Optional[Dict[str, str]] = None) -> List[str]:
-    """Address of every logical node: $AREAL_NODE_HOSTS split on commas, else 127.0.0.1 for all."""
+    """Address of every logical node: $AREAL_NODE_HOSTS, or the file $AREAL_NODE_HOSTS_FILE names (lists.py),
+    split on commas; 127.0.0.1 for all when neither is set."""
     environ = os.environ if environ is None else environ
     count = int(plan.get("nodes") or 1)
-    raw = environ.get("AREAL_NODE_HOSTS", "").strip()
+    try:
+        raw = (read_list(environ, NODE_HOSTS) or "").strip()
+    except (OSError, ValueError) as exc:
+        raise PlanError("cannot read %s %s: %s" % (file_variable(NODE_HOSTS), environ.get(file_variable(NODE_HOSTS)),
+                                                   reason(exc))) from None
     if not raw:
         return ["127.0.0.1"] * count
     return [item.strip() for item in raw.split(",")]
@@ -199,6 +199,13 @@ def node_host(hosts: Sequence[str], node: int) -> str:
 def http_url(host: str, port: int) -> str:
     shown = "[%s]" % host if ":" in host else host
     return "http://%s:%d" % (shown, port)
+
+
+def reason(exc: Exception) -> str:
+    """Why a file could not be read, in words that never quote its content."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
 
 
 def secret_files(plan: Dict[str, Any], environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -219,8 +226,6 @@ def read_secrets(secret_files: Dict[str, str]) -> Dict[str, str]:
             if "\0" in value:
                 raise ValueError("it holds a NUL byte, which the environment cannot carry")
         except (OSError, ValueError) as exc:  # a device, a FIFO, too large, not UTF-8, a NUL: never the value
-            why = exc.strerror if isinstance(exc, OSError) else \
-                "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
-            raise PlanError("cannot read secret %s from %s: %s" % (name, secret_files[name], why)) from None
+            raise PlanError("cannot read secret %s from %s: %s" % (name, secret_files[name], reason(exc))) from None
         values[name] = value[:-1] if value.endswith("\n") else value
     return values

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
-from .files import read_bytes
+from .files import atomic_write, read_bytes
 
 MAX_STATE = 1 << 20  # bytes of one state file (a few hundred in practice)
 RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
@@ -25,36 +24,9 @@ def iso(epoch: float) -> str:
 
 
 def atomic_write_json(path: str, data: Dict[str, Any], durable: bool = True) -> None:
-    """Temp file in the same directory, fsync, os.replace, fsync the directory; explicit UTF-8. Not `durable`:
-    the same without the two fsyncs (still atomic for readers; a crash of the host may lose this write)."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, sort_keys=True, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if not durable:
-        return
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    """JSON (sorted keys, two-space indent, explicit UTF-8, a final line break) written atomically (files.py)."""
+    text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, text.encode("utf-8"), durable)
 
 
 def state_path(run_dir: str, role: str, index: int) -> str:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, List, Optional
 from .children import Child, ChildTable, health_ok
 from .client import token_from_env
 from .gate import EventLog, StalenessGate
-from .contract import fork_env, own_bundle, readiness, run_trainer_argv, worker_argv, worker_env
+from .contract import address_lists, fork_env, own_bundle, readiness, run_trainer_argv, worker_argv, worker_env
+from .lists import place_lists
 from .plan import (DEFAULT_RUNTIME, PlanError, allocated_devices, find_worker, http_url, load_plan, node_host,
                    node_hosts, parse_worker_spec, read_secrets, runtime_settings, secret_files)
 from .policy import is_declared
@@ -51,6 +52,7 @@ class Supervisor:
         if plan["roles"][role]["kind"] == "driver" and plan["roles"][role].get("upstream") == "areal":
             self.worker_argv = run_trainer_argv(self.worker_argv, own_bundle())
         self.worker_env = worker_env(plan, self.worker, self.hosts)
+        self.lists = address_lists(self.worker_env, self.hosts)  # every process's, set by _child_env
         self.worker_ready_port = readiness(plan, role, ports)
         self.secrets = read_secrets(secret_files(plan, self.environ))  # forks inherit them too
         visibility = (plan.get("accelerator") or {}).get("visibility_env")
@@ -283,7 +285,7 @@ class Supervisor:
             env.update(layer)
         env["AREAL_AGENT_URL"] = self.url
         env["AREAL_PLAN_FILE"] = self.plan_path  # with the hosts: what upstream's planned scheduler reads
-        env["AREAL_NODE_HOSTS"] = ",".join(self.hosts)
+        place_lists(env, self.lists, os.path.join(self.run_dir, "lists"))  # a long list in a file
         if self.gate_url:
             env["AREAL_GATE_URL"] = self.gate_url
         if beat_file:

@@ -39,6 +39,15 @@ def agent_argv(name, run_dir):
             "--worker", name, "--run-dir", run_dir, "--log", log]
 
 
+def agent_env(hosts, token_file):
+    """An agent's environment: this process's, the node addresses as the agent's rule placed them (HOSTS:
+    AREAL_NODE_HOSTS, or AREAL_NODE_HOSTS_FILE for a long list) and the token file."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AREAL_NODE_HOSTS", "AREAL_NODE_HOSTS_FILE", "AREAL_AGENT_TOKEN")}
+    env.update(hosts, AREAL_AGENT_TOKEN_FILE=token_file)
+    return env
+
+
 def write_token(run_dir):
     """The agents' shared secret, readable by this user only, in the run directory every node shares (as on
     Slurm); never in an artifact, an argv or Ray's object store."""
@@ -92,8 +101,7 @@ class NodeAgents(Agents):
         given = dict(zip(node["devices"], ids))  # planned device -> the device id Ray assigned this actor
         for name in node["workers"]:
             role = name.split("/")[0]
-            env = dict(os.environ, AREAL_NODE_HOSTS=hosts, AREAL_AGENT_TOKEN_FILE=token_file)
-            env.pop("AREAL_AGENT_TOKEN", None)
+            env = agent_env(hosts, token_file)
             planned = node["role_devices"].get(role)
             if planned:
                 env["AREAL_ALLOCATED_DEVICES"] = ",".join(given[d] for d in planned)
@@ -146,15 +154,15 @@ class Job:
         self.actors = [NodeAgents.options(**actor_options(b, i, self.group, resource)).remote(
             self.place["stop_timeout"]) for i, b in enumerate(bundles)]
         facts = ray.get([a.describe.remote(resource) for a in self.actors])
-        hosts = ",".join(f["ip"] for f in facts)
+        lists = {"AREAL_NODE_HOSTS": ",".join(f["ip"] for f in facts)}  # in a file when long: lists.py, written once
+        hosts = agent_module("lists").place_lists({}, lists, os.path.join(self.run_dir, "lists"))
         token_file = write_token(self.run_dir)
         visibility = (self.plan.get("accelerator") or {}).get("visibility_env")
-        say("nodes %s; devices %s" % (hosts, [f["ids"] for f in facts]))
+        say("nodes %s; devices %s" % (lists["AREAL_NODE_HOSTS"], [f["ids"] for f in facts]))
         ray.get([a.launch.remote(nodes[i], facts[i]["ids"], hosts, token_file, self.run_dir, visibility)
                  for i, a in enumerate(self.actors)])
         if self.place["driver"]:
-            env = dict(os.environ, AREAL_NODE_HOSTS=hosts, AREAL_AGENT_TOKEN_FILE=token_file)
-            env.pop("AREAL_AGENT_TOKEN", None)
+            env = agent_env(hosts, token_file)
             if visibility:
                 env[visibility] = ""
             self.local.start(self.place["driver"], env, self.run_dir,

@@ -26,7 +26,8 @@ from areal_compiler.runs.paths import machine_run_dir
 from areal_compiler.runs.registry import RunRecord, load, save
 
 POLL = 0.2  # seconds between looks at the agents
-CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN")  # never inherited from the shell
+# never inherited from the shell: a local run places every logical node on this machine
+CLUSTER_VARS = ("AREAL_NODE_HOSTS", "AREAL_NODE_HOSTS_FILE", "AREAL_ALLOCATED_DEVICES", "AREAL_AGENT_TOKEN")
 
 
 def read_launch(target_dir: Path) -> dict:

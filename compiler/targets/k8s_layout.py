@@ -8,6 +8,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from areal_compiler.agent.lists import NODE_HOSTS, file_variable, kept
 from areal_compiler.plan import DRIVER, Plan
 from areal_compiler.targets.slurm import _components
 
@@ -15,6 +16,7 @@ DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 POD_SUFFIX = 6  # "-" + the 5 random characters Kubernetes appends to a Job's pod names
 REVISION_SUFFIX = 11  # "-" + the 10-character controller-revision-hash a StatefulSet adds to its name in a label
 FILES_DIR, TOKEN_DIR = "/etc/areal", "/var/run/areal-token"
+HOSTS_FILE = "node-hosts"  # AREAL_NODE_HOSTS in ConfigMaps when the agent's rule says a file (pieces: node-hosts.N)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,31 @@ def driver_host(lay: Layout) -> str | None:
     if lay.driver is None:
         return None
     return f"{lay.driver.pod(0)}.{_subdomain(lay.base, lay.driver, lay.jobset)}"
+
+
+def node_hosts(lay: Layout) -> tuple[dict, bytes]:
+    """The pods' AREAL_NODE_HOSTS entry and b"", or, when the agent's rule (agent/lists.py) puts the list in a file
+    (over 16 KiB: about 300 pod names), an AREAL_NODE_HOSTS_FILE entry naming FILES_DIR/node-hosts and that file's
+    bytes, kept once in ConfigMaps: in every pod's env, 8,192 nodes' names would be 3 GB in etcd."""
+    text = ",".join(lay.hosts)
+    if kept({NODE_HOSTS: len(text.encode("utf-8"))}):
+        return {"name": NODE_HOSTS, "value": text}, b""
+    return {"name": file_variable(NODE_HOSTS), "value": f"{FILES_DIR}/{HOSTS_FILE}"}, text.encode("utf-8")
+
+
+def node_list(nodes: tuple[int, ...]) -> str:
+    """`agent.pyz node --nodes`: the logical nodes comma-separated; a list over 1 KiB (about 250 nodes) with each
+    run of consecutive nodes as FIRST-LAST, so that a pod's command stays small at any size."""
+    plain = ",".join(map(str, nodes))
+    if len(plain) <= 1024:
+        return plain
+    runs: list[list[int]] = []
+    for n in nodes:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def content_name(base: str, files: dict[str, bytes]) -> str:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 
 from areal_compiler.plan import DRIVER, Plan
-from areal_compiler.targets.k8s_layout import Layout, content_name, settings
+from areal_compiler.targets.k8s_check import CONFIGMAP_LIMIT
+from areal_compiler.targets.k8s_layout import HOSTS_FILE, Layout, content_name, settings
 from areal_compiler.targets.k8s_pods import pod_template
 
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PART = CONFIGMAP_LIMIT // 4 * 3  # bytes per piece of a file cut into ConfigMaps: its base64 text fills one
 
 
 def _meta(lay: Layout, name: str, labels: dict | None = None) -> dict:
@@ -19,23 +21,33 @@ def _meta(lay: Layout, name: str, labels: dict | None = None) -> dict:
 
 
 def configmap(plan: Plan, lay: Layout, plan_json: bytes, agent: bytes, attachments: dict[str, bytes],
-              parts: int = 0) -> list[dict]:
+              parts: int = 0, hosts: bytes = b"") -> list[dict]:
     """Immutable and named by content: a recompiled plan gets new ConfigMaps, running pods keep theirs. Every key
     is a file in the pods' /etc/areal: the attachments (an imported config, which the driver reads beside
     plan.json), plan.json, agent.pyz; in that order, which kubernetes.render relies on. With PARTS (a plan too
     large for one ConfigMap, whose data Kubernetes caps at 1 MiB), plan.json is cut into that many pieces,
     `plan.json.1` .. `plan.json.N`, each in a ConfigMap of its own (<name>-1 ..) as binaryData; the agent reads
-    their concatenation (docs/plan-contract.md)."""
-    name = content_name(lay.base, {"plan.json": plan_json, "agent.pyz": agent, **attachments})
+    their concatenation (docs/plan-contract.md). HOSTS (the node addresses, when the agent's rule puts them in a
+    file: k8s_layout.node_hosts) follow likewise, `node-hosts.1` .. in the next ConfigMaps."""
+    listed = {HOSTS_FILE: hosts} if hosts else {}
+    name = content_name(lay.base, {"plan.json": plan_json, "agent.pyz": agent, **attachments, **listed})
     data = {path: blob.decode("utf-8") for path, blob in attachments.items()}
     if not parts:
         data["plan.json"] = plan_json.decode("utf-8")
     files = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, name), "immutable": True,
              "data": data, "binaryData": {"agent.pyz": base64.b64encode(agent).decode("ascii")}}
-    size = -(-len(plan_json) // parts) if parts else 0
-    return [files] + [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, f"{name}-{k}"),
-                       "immutable": True, "binaryData": {f"plan.json.{k}": base64.b64encode(
-                           plan_json[(k - 1) * size:k * size]).decode("ascii")}} for k in range(1, parts + 1)]
+    host_parts = -(-len(hosts) // PART)
+    return [files] + _pieces(lay, name, "plan.json", plan_json, parts, 1) + \
+        _pieces(lay, name, HOSTS_FILE, hosts, host_parts, parts + 1)
+
+
+def _pieces(lay: Layout, name: str, key: str, blob: bytes, count: int, first: int) -> list[dict]:
+    """BLOB cut into COUNT pieces of one size (the last shorter), `KEY.1` .. `KEY.COUNT`, each the binaryData of a
+    ConfigMap of its own named <name>-<first> onwards."""
+    size = -(-len(blob) // count) if count else 0
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(lay, f"{name}-{first + k - 1}"),
+             "immutable": True, "binaryData": {f"{key}.{k}": base64.b64encode(
+                 blob[(k - 1) * size:k * size]).decode("ascii")}} for k in range(1, count + 1)]
 
 
 def _workload_labels(plan: Plan, lay: Layout) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from areal_compiler.plan import DRIVER, Plan
 from areal_compiler.targets.k8s_layout import (FILES_DIR, TOKEN_DIR, Component, Layout, driver_host, grace_seconds,
-                                               settings)
+                                               node_hosts, node_list, settings)
 
 INDEX_LABEL = "apps.kubernetes.io/pod-index"  # StatefulSet pods carry their ordinal (Kubernetes 1.28+)
 
@@ -37,12 +37,12 @@ def _command(plan: Plan, lay: Layout, component: Component) -> list[str]:
         return base + ["supervise", "--plan", f"{FILES_DIR}/plan.json", "--worker", f"{DRIVER}/0",
                        "--run-dir", literal(lay.run_dir)]
     index_env = "JOB_COMPLETION_INDEX" if lay.jobset else "AREAL_POD_INDEX"
-    return base + ["node", "--plan", f"{FILES_DIR}/plan.json", "--nodes", ",".join(map(str, component.nodes)),
+    return base + ["node", "--plan", f"{FILES_DIR}/plan.json", "--nodes", node_list(component.nodes),
                    "--index-env", index_env, "--run-dir", literal(lay.run_dir)]
 
 
 def _env(plan: Plan, lay: Layout, component: Component) -> list[dict]:
-    env = [{"name": "AREAL_NODE_HOSTS", "value": ",".join(lay.hosts)},
+    env = [node_hosts(lay)[0],
            {"name": "AREAL_AGENT_BIND", "value": "0.0.0.0"},
            {"name": "AREAL_AGENT_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"}]
     if component.name == DRIVER:  # its own pod, not its logical node's

@@ -19,7 +19,7 @@ import yaml
 from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError
 from areal_compiler.targets import k8s_check, k8s_objects
-from areal_compiler.targets.k8s_layout import layout
+from areal_compiler.targets.k8s_layout import layout, node_hosts
 
 NAME = "kubernetes"
 ENTRY = "kustomization.yaml"
@@ -28,7 +28,6 @@ ONLY_WHEN_ASKED = True  # compiled for `--target kubernetes` or a `kubernetes:` 
 AGENT_STAND_IN = "AGENT_PYZ_BASE64"  # dumped in place of agent.pyz's base64 text (see render)
 PLAN_STAND_IN = "PLAN_JSON_TEXT"  # dumped in place of plan.json's text when its literal block is plain (see render)
 PART_STAND_IN = "PLAN_JSON_PART_BASE64"  # dumped in place of each piece of a plan cut into several ConfigMaps
-PART = k8s_check.CONFIGMAP_LIMIT // 4 * 3  # bytes of plan.json per piece: its base64 text fills one ConfigMap
 # Texts whose literal block (`|`) is plain to write: printable ASCII lines, none empty or ending in a blank, the
 # first not starting with one, and one final line break (plan.json's canonical JSON, unless a value in it is not
 # ASCII). PyYAML writes them as `|` and every line indented; anything else is left to PyYAML.
@@ -88,13 +87,14 @@ def plan_parts(plan: Plan, attachments: dict[str, bytes]) -> int:
     """0 when plan.json fits the one ConfigMap beside agent.pyz and the attachments; else how many pieces of at most
     PART bytes (base64 in binaryData: 4/3 of it) it is cut into, each in a ConfigMap of its own."""
     whole = len(plan.json_bytes) + _files_size(attachments)
-    return 0 if whole <= k8s_check.CONFIGMAP_LIMIT else -(-len(plan.json_bytes) // PART)
+    return 0 if whole <= k8s_check.CONFIGMAP_LIMIT else -(-len(plan.json_bytes) // k8s_objects.PART)
 
 
 def objects(plan: Plan, attachments: dict[str, bytes] | None = None) -> dict[str, list[dict]]:
     """file name -> the objects it holds (what render writes and the tests validate)."""
     lay, attachments = layout(plan), attachments or {}
-    maps = k8s_objects.configmap(plan, lay, plan.json_bytes, _agent(), attachments, plan_parts(plan, attachments))
+    maps = k8s_objects.configmap(plan, lay, plan.json_bytes, _agent(), attachments, plan_parts(plan, attachments),
+                                 node_hosts(lay)[1])
     names = [m["metadata"]["name"] for m in maps]
     if lay.jobset:
         workload = {"jobset.yaml": [k8s_objects.jobset(plan, lay, names)]}
@@ -162,4 +162,7 @@ def _parts_text(parts: list[dict]) -> bytes:
             values.append(binary[key].encode())
             binary[key] = PART_STAND_IN
     pieces = dump(parts).split(PART_STAND_IN.encode()) if parts else [b""]
-    return b"".join(piece + value for piece, value in zip(pieces, values)) + pieces[-1]
+    text = [pieces[0]]
+    for value, piece in zip(values, pieces[1:]):
+        text += (value, piece)
+    return b"".join(text)  # joined once: 24 MB of pieces at 8,192 nodes, never copied twice

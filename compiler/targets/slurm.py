@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 
 from areal_compiler.agent.contract import env_suffix
+from areal_compiler.agent.lists import NODE_HOSTS, kept
 from areal_compiler.plan import Plan
 from areal_compiler.targets import Artifact, TargetError
 from areal_compiler.targets.sbatch import check_site, script
@@ -45,6 +46,7 @@ JOB_KEYS = ("partition", "account", "qos", "time", "constraint", "reservation", 
 SAFE_SBATCH = re.compile(r"^[A-Za-z0-9_./:%@+,=\-]+$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 OPTION = re.compile(r"^[a-z][a-z-]*\Z")
+LONGEST_ADDRESS = 255  # bytes of a host name or address (a DNS name: at most 253)
 
 
 class SlurmRenderError(TargetError):
@@ -148,6 +150,9 @@ def context(plan: Plan) -> dict:
         steps += [_step(plan, k, name, workers[name], shared, len(groups), version) for name in names]
     used = {n for c in components for n in c["nodes"]}
     max_retries = int(job.get("max_retries", 0))
+    in_files = _lists_in_files(steps, plan.nodes)
+    for s in steps:
+        s["hosts_in_file"] = f"AREAL_SLURM_HOSTS_{s['var']}" in in_files
     return {
         "experiment": f"{plan.experiment_name}/{plan.trial_name}",
         "sha256": plan.experiment_sha256,
@@ -160,7 +165,17 @@ def context(plan: Plan) -> dict:
         "nodes": list(range(plan.nodes)),
         "unused_nodes": [n for n in range(plan.nodes) if n not in used],
         "max_retries": max_retries,
+        "node_hosts_in_file": NODE_HOSTS in in_files,
     }
+
+
+def _lists_in_files(steps: list[dict], nodes: int) -> set[str]:
+    """The host lists the script hands over in files (RUN_DIR/lists/<NAME>, named by <NAME>_FILE): the agent's rule
+    (agent/lists.py) on the longest each can be, LONGEST_ADDRESS bytes and a comma per node, as the names are known
+    only when the job runs. A list of up to 64 nodes stays in the environment, as do the lists of every small job."""
+    counts = {f"AREAL_SLURM_HOSTS_{s['var']}": len(s["nodes"]) for s in steps}
+    counts[NODE_HOSTS] = nodes
+    return set(counts) - kept({name: n * (LONGEST_ADDRESS + 1) for name, n in counts.items()})
 
 
 def _component(plan: Plan, k: int, names: list[str], workers: dict, run_parent: str, count: int,

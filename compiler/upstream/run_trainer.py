@@ -1,8 +1,8 @@
 """Runs an unchanged upstream AReaL training script as the job's driver, its trainers using the planned scheduler.
 
 Usage: `python agent.pyz run-trainer SCRIPT.py [ARGS...]` (or `-m MODULE [ARGS...]`), which the agent runs for a
-driver with `upstream: areal`, with AREAL_PLAN_FILE and AREAL_NODE_HOSTS set; `--config areal-config.yaml` reads
-the imported config beside plan.json. Upstream's PPO/GRPO, SFT, RW and DPO trainers each pick Local/Ray/Slurm in
+driver with `upstream: areal`, with AREAL_PLAN_FILE and AREAL_NODE_HOSTS (or AREAL_NODE_HOSTS_FILE) set;
+`--config areal-config.yaml` reads the imported config beside plan.json. Upstream's PPO/GRPO, SFT, RW and DPO trainers each pick Local/Ray/Slurm in
 their own `_init_scheduler`; as each trainer module is imported, that factory is replaced by one returning
 PlannedScheduler. Neither upstream nor the script is edited. Tested with areal 1.0.4."""
 from __future__ import annotations

@@ -10,9 +10,11 @@ import urllib.request
 from dataclasses import dataclass
 
 try:  # inside agent.pyz the agent is the sibling package areal_agent; in the source tree, areal_compiler.agent
-    from areal_agent.plan import on_this_host, read_plan_bytes
+    from areal_agent.plan import PlanError, on_this_host, read_plan_bytes
+    from areal_agent.plan import node_hosts as agent_node_hosts
 except ImportError:
-    from areal_compiler.agent.plan import on_this_host, read_plan_bytes
+    from areal_compiler.agent.plan import PlanError, on_this_host, read_plan_bytes
+    from areal_compiler.agent.plan import node_hosts as agent_node_hosts
 
 PLAN_ENV, HOSTS_ENV = "AREAL_PLAN_FILE", "AREAL_NODE_HOSTS"
 TOKEN_FILE_ENV, TOKEN_ENV = "AREAL_AGENT_TOKEN_FILE", "AREAL_AGENT_TOKEN"
@@ -43,11 +45,12 @@ def load_plan(path: str | None = None) -> dict:
 
 
 def node_hosts(plan: dict, hosts: str | None = None) -> list[str]:
-    """Addresses of the logical nodes, from AREAL_NODE_HOSTS (comma-separated); 127.0.0.1 when unset."""
-    text = os.environ.get(HOSTS_ENV, "") if hosts is None else hosts
-    found = [h.strip() for h in text.split(",") if h.strip()]
-    if not found:
-        return ["127.0.0.1"] * int(plan["nodes"] or 1)
+    """Addresses of the logical nodes as the agent reads them (HOSTS, else AREAL_NODE_HOSTS or, for a long list,
+    the file AREAL_NODE_HOSTS_FILE names: docs/plan-contract.md); 127.0.0.1 for all when none is given."""
+    try:
+        found = agent_node_hosts(plan, None if hosts is None else {HOSTS_ENV: hosts})
+    except PlanError as exc:
+        raise PlanMismatch(str(exc)) from None
     if len(found) < int(plan["nodes"]):
         raise PlanMismatch(f"{HOSTS_ENV} names {len(found)} node(s) but the plan has {plan['nodes']}")
     return found

@@ -2,7 +2,8 @@
 a batch of rollouts, has the rollout servers generate them, has the trainer server train on them, publishes the
 new policy version, and exits. The job ends with its exit code (`--exit-code N` simulates a failing script).
 
-Finds the servers through the environment contract (AREAL_ADDRS_ROLLOUT, AREAL_ADDRS_ACTOR, AREAL_GATE_URL)."""
+Finds the servers through the environment contract (AREAL_ADDRS_ROLLOUT, AREAL_ADDRS_ACTOR, AREAL_GATE_URL; a long
+address list comes in the file that AREAL_ADDRS_<ROLE>_FILE names instead)."""
 import argparse
 import itertools
 import json
@@ -35,8 +36,18 @@ def post(address, path, body, attempts=150):
             time.sleep(0.1)
 
 
-rollouts = itertools.cycle(os.environ["AREAL_ADDRS_ROLLOUT"].split(","))
-trainer = os.environ["AREAL_ADDRS_ACTOR"].split(",")[0]
+def addresses(role):
+    """host:port of every worker of ROLE: AREAL_ADDRS_<ROLE>, or when the list is long the file that
+    AREAL_ADDRS_<ROLE>_FILE names (the agent's rule for every list in the environment)."""
+    name = "AREAL_ADDRS_" + role.upper()
+    if name in os.environ:
+        return os.environ[name].split(",")
+    with open(os.environ[name + "_FILE"], encoding="utf-8") as handle:
+        return handle.read().split(",")
+
+
+rollouts = itertools.cycle(addresses("rollout"))
+trainer = addresses("actor")[0]
 gate = Gate()
 for step in range(1, args.steps + 1):
     done = 0

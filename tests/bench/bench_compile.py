@@ -1,5 +1,6 @@
 """Benchmark of `areal compile`: cold CPU against baselines in interleaved pairs, in-process throughput, a scale
-sweep with every file's growth, and the frontier (8,192 nodes: at most 2 s CPU and 300 MiB, cold).
+sweep with every file's growth and what each size hands to execve and Kubernetes at start (start_sizes.py), and the
+frontier (8,192 nodes: at most 2 s CPU and 300 MiB, cold).
 
 Run by hand (`python tests/bench/bench_compile.py [--quick]`) for docs/performance.md's numbers; prints tables,
 asserts no speed.
@@ -16,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import start_sizes
 from synthetic import FORKS_PER_NODE, WORKERS_PER_NODE, synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,6 +268,7 @@ def main() -> None:
         cold(repeat, work, args.before)
         throughput(rounds, args.before)
         growth(sweep(sizes, work))
+        start_sizes.report({n: Path(work, f"scale-{n}") for n in sizes}, Path(work, "lists"))
         frontier(args.frontier if not args.quick else sizes[-1], 2 if args.quick else 7, work)
 
 
