@@ -1,6 +1,6 @@
 """The worker environment contract, derived at run time from plan.json and the node addresses.
 
-Called by supervisor.py for its worker and every forked child; documented in the README ("The plan and the worker
+Called by supervisor.py for its worker and every forked child; documented in docs/agent.md ("The plan and the worker
 environment"), a public interface. The plan states shared facts once, so deriving one process's environment reads
 the plan once (linear in workers) and the plan itself stays linear."""
 from __future__ import annotations
