@@ -17,6 +17,15 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 POLL = 0.5  # seconds between looks at the agents
 
 
+def brief(items, shown=8):
+    """A list for a log line: whole up to SHOWN items, else its first SHOWN and how many there are in all (a job
+    of thousands of nodes would otherwise log megabytes in one line)."""
+    items = list(items)
+    if len(items) <= shown:
+        return str(items)
+    return "%s ... (%d in all)" % (str(items[:shown])[:-1], len(items))
+
+
 def say(text):
     print("[areal launcher] %s" % text, flush=True)
 
@@ -138,7 +147,7 @@ class Job:
     def reserve(self):
         spec = self.place["placement_group"]
         self.group = placement_group(name=os.path.basename(self.run_dir), **spec)
-        say("waiting for the placement group: %s (%s)" % (spec["bundles"], spec["strategy"]))
+        say("waiting for the placement group: %s (%s)" % (brief(spec["bundles"]), spec["strategy"]))
         waited = 0
         while not ray.wait([self.group.ready()], timeout=1)[0]:
             if self.stopping:
@@ -158,7 +167,7 @@ class Job:
         hosts = agent_module("lists").place_lists({}, lists, os.path.join(self.run_dir, "lists"))
         token_file = write_token(self.run_dir)
         visibility = (self.plan.get("accelerator") or {}).get("visibility_env")
-        say("nodes %s; devices %s" % (lists["AREAL_NODE_HOSTS"], [f["ids"] for f in facts]))
+        say("nodes %s; devices %s" % (brief(f["ip"] for f in facts), brief(f["ids"] for f in facts)))
         ray.get([a.launch.remote(nodes[i], facts[i]["ids"], hosts, token_file, self.run_dir, visibility)
                  for i, a in enumerate(self.actors)])
         if self.place["driver"]:
